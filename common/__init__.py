@@ -1,0 +1,1 @@
+"""The shared floor: data, training loop, checkpoints, results, plots, command-line flags."""

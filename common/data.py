@@ -1,0 +1,278 @@
+"""Datasets: where they live, how they are verified, and how they reach memory.
+
+Three places are involved:
+
+* the **data root** (writable): ``--data-dir``, else ``$PAPER_DATA_DIR``, else ``<repo>/data``.
+  Every dataset file is kept there under the same relative path as in the original
+  distribution (``MNIST/raw/train-images-idx3-ubyte.gz``, ...).
+* the **mirror** (read-only, optional): ``$PAPER_DATA_MIRROR`` names a local folder laid out like
+  the data root (for example a copy of the original files on a machine without internet).
+  Files found there are verified and copied into the data root.
+* the **dataset's own site**: used only when a file is in neither place and
+  ``$PAPER_DATA_OFFLINE`` is not set.
+
+Every file is checked against its SHA-256 before use. A missing or corrupted file stops with a
+:class:`DataError` that names the file, the expected checksum and both ways to fix it; nothing
+is ever deleted.
+
+Once verified, a dataset is decoded into memory as ``uint8`` tensors and served in batches by
+:class:`TensorLoader` (index permutations on the model's device; no DataLoader workers).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENV_DATA_DIR = "PAPER_DATA_DIR"
+ENV_MIRROR = "PAPER_DATA_MIRROR"
+ENV_OFFLINE = "PAPER_DATA_OFFLINE"
+
+
+class DataError(RuntimeError):
+    """A dataset file is missing or does not match its published checksum."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One file of a dataset, as its authors distribute it."""
+
+    path: str  # relative to the data root (and to the mirror)
+    sha256: str
+    urls: tuple[str, ...]  # tried in order when downloading
+
+
+_MNIST_URLS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+
+
+def _mnist(name: str, sha256: str) -> DataFile:
+    return DataFile(f"MNIST/raw/{name}", sha256, tuple(u + name for u in _MNIST_URLS))
+
+
+# SHA-256 of the original files (their MD5s equal the ones LeCun and torchvision publish).
+DATASETS: dict[str, tuple[DataFile, ...]] = {
+    "mnist": (
+        _mnist("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        _mnist("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+        _mnist("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        _mnist("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+    ),
+}
+
+
+def data_root(path: str | os.PathLike | None = None) -> Path:
+    """The writable data root: ``path``, else ``$PAPER_DATA_DIR``, else ``<repo>/data``."""
+    chosen = path or os.environ.get(ENV_DATA_DIR) or REPO_ROOT / "data"
+    return Path(chosen).expanduser().resolve()
+
+
+def mirror_root() -> Path | None:
+    value = os.environ.get(ENV_MIRROR)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def sha256sum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
+    mirror = mirror_root()
+    lines = [
+        f"{dataset}: {what}",
+        f"  file:            {spec.path}",
+        f"  expected sha256: {spec.sha256}",
+        f"  data root:       {root}",
+        f"  mirror:          {mirror if mirror else f'(not set: ${ENV_MIRROR})'}",
+        "Fix it in either of two ways:",
+        f"  1. offline: set {ENV_MIRROR} to a folder that holds an original copy at <mirror>/{spec.path}",
+        f"     (or copy that file to {root / spec.path} yourself);",
+        f"  2. online: unset {ENV_OFFLINE} and run again with internet access; the file is fetched from",
+        f"     {spec.urls[0]}",
+        "Nothing was deleted. If a copy named above is damaged, remove or replace it yourself.",
+    ]
+    return DataError("\n".join(lines))
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _download(spec: DataFile, dst: Path) -> str:
+    """Download ``spec`` to ``dst`` (via a verified temporary file); return what failed, if anything."""
+    from tqdm.auto import tqdm
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in spec.urls:
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dst.name}") as bar:
+                    for block in iter(lambda: response.read(1 << 16), b""):
+                        out.write(block)
+                        bar.update(len(block))
+            got = sha256sum(Path(tmp))
+            if got == spec.sha256:
+                os.replace(tmp, dst)
+                return ""
+            errors.append(f"{url}: sha256 {got}")
+        except OSError as e:  # URLError is an OSError
+            errors.append(f"{url}: {e}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return "; ".join(errors)
+
+
+def ensure_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Make sure every file of dataset ``name`` is in the data root, verified; return the root.
+
+    Order: a verified copy in the root; else a verified copy from the mirror; else a download
+    (unless ``$PAPER_DATA_OFFLINE`` is set). Raises :class:`DataError` otherwise.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    root = data_root(root)
+    mirror = mirror_root()
+    for spec in DATASETS[name]:
+        local = root / spec.path
+        if local.exists():
+            got = sha256sum(local)
+            if got != spec.sha256:
+                raise _problem(name, spec, root, f"the copy in the data root is corrupted (sha256 {got})")
+            continue
+        if mirror is not None and (mirror / spec.path).exists():
+            got = sha256sum(mirror / spec.path)
+            if got != spec.sha256:
+                raise _problem(name, spec, root, f"the mirror's copy {mirror / spec.path} is corrupted (sha256 {got})")
+            _copy_atomic(mirror / spec.path, local)
+            continue
+        if os.environ.get(ENV_OFFLINE):
+            raise _problem(name, spec, root, f"file missing and downloads are off (${ENV_OFFLINE} is set)")
+        failure = _download(spec, local)
+        if not local.exists():
+            raise _problem(name, spec, root, f"file missing and the download failed ({failure})")
+    return root
+
+
+# --------------------------------------------------------------------------- MNIST
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (LeCun's format for MNIST), gzipped or not, as a numpy array."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@dataclass
+class ImageSplits:
+    """uint8 images (N x C x H x W) and int64 labels for each split."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    def subset(self, n_train: int, n_val: int, n_test: int) -> "ImageSplits":
+        """The first few examples of each split (for --quick runs and tests)."""
+        return ImageSplits(
+            self.train_x[:n_train], self.train_y[:n_train],
+            self.val_x[:n_val], self.val_y[:n_val],
+            self.test_x[:n_test], self.test_y[:n_test],
+        )
+
+
+def load_mnist(root: str | os.PathLike | None = None, n_val: int = 5000) -> ImageSplits:
+    """MNIST as uint8 tensors; the validation split is the LAST ``n_val`` training images.
+
+    Hyper-parameters are chosen on that split; the 10,000 test images are only reported.
+    """
+    root = ensure_dataset("mnist", root)
+    raw = root / "MNIST" / "raw"
+    x = torch.from_numpy(read_idx(raw / "train-images-idx3-ubyte.gz").copy()).unsqueeze(1)
+    y = torch.from_numpy(read_idx(raw / "train-labels-idx1-ubyte.gz").astype(np.int64))
+    tx = torch.from_numpy(read_idx(raw / "t10k-images-idx3-ubyte.gz").copy()).unsqueeze(1)
+    ty = torch.from_numpy(read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
+    if not 0 <= n_val < len(x):
+        raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
+    cut = len(x) - n_val
+    return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+def to_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1], exactly what torchvision's ``ToTensor()`` gives."""
+    return images.float().div_(255.0)
+
+
+class TensorLoader:
+    """Mini-batches drawn from tensors that sit whole on the model's device.
+
+    The order of an epoch is a permutation that depends only on ``(seed, epoch)``, so a run
+    resumed at epoch ``k`` sees exactly the batches an uninterrupted run would have seen.
+    ``transform`` is applied to the first tensor of each batch (e.g. :func:`to_unit_float`).
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 device: str | torch.device = "cpu", drop_last: bool = False, transform=to_unit_float):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("TensorLoader needs tensors of equal length")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.tensors = [t.to(device) for t in tensors]
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.drop_last, self.transform, self.epoch = drop_last, transform, 0
+        self.device = torch.device(device)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(n, generator=g).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = [t.index_select(0, idx) for t in self.tensors]
+            if self.transform is not None:
+                batch[0] = self.transform(batch[0])
+            yield tuple(batch)

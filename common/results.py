@@ -1,0 +1,163 @@
+"""``results/metrics.json`` of each paper, and the README tables generated from them.
+
+Run ``python -m common.results`` to rewrite every table (the top README's and each paper
+README's, between ``<!-- results:begin -->`` and ``<!-- results:end -->``) from the committed
+metrics files; ``python -m common.results --check`` exits 1 when a table is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from common.data import REPO_ROOT
+from common.training import write_json
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+FAMILIES = ("CNN", "RNN", "AutoEncoders")
+
+
+def metric(name: str, ours: float, *, paper: float, band: tuple[float, float], split: str = "test",
+           **extra) -> dict:
+    """One checked number: ``passed`` is computed here, never typed in."""
+    lo, hi = band
+    return {"name": name, "split": split, "paper": paper, "band": [lo, hi], "ours": round(float(ours), 4),
+            "passed": bool(lo <= ours <= hi), **extra}
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would type it from the repository root."""
+    argv = list(sys.argv if argv is None else argv)
+    script = Path(argv[0]).resolve()
+    try:
+        argv[0] = str(script.relative_to(REPO_ROOT))
+    except ValueError:
+        pass
+    return "python " + " ".join(argv)
+
+
+def write_metrics(out_dir: Path, *, paper: str, metrics: list[dict], model: dict, seed: int, epochs: int,
+                  wall_time_s: float, device: str, **extra) -> dict:
+    """Write ``out_dir/metrics.json`` in the schema of DESIGN.md and return it."""
+    record = {
+        "paper": paper,
+        "metrics": metrics,
+        "model": model,
+        "command": command_line(),
+        "seed": seed,
+        "epochs": epochs,
+        "wall_time_s": round(wall_time_s, 1),
+        "device": device,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__.split("+")[0],
+        "commit": git_commit(),
+        "date": _dt.date.today().isoformat(),
+        **extra,
+    }
+    write_json(record, Path(out_dir) / "metrics.json")
+    return record
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _fmt(x) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) else str(x)
+
+
+def _band(b) -> str:
+    return f"{_fmt(b[0])} - {_fmt(b[1])}"
+
+
+def paper_table(record: dict) -> str:
+    rows = ["| Metric | Split | Paper | Band | Ours | Passed |", "|---|---|---|---|---|---|"]
+    for m in record["metrics"]:
+        rows.append(f"| {m['name']} | {m['split']} | {_fmt(m['paper'])} | {_band(m['band'])} | "
+                    f"**{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} |")
+    rows.append("")
+    rows.append(f"Seed {record['seed']}, {record['epochs']} epochs, wall time {record['wall_time_s']:.0f} s on "
+                f"{record['device']}, torch {record['torch']}, commit `{record['commit']}`, {record['date']}. "
+                f"Command: `{record['command']}`")
+    return "\n".join(rows)
+
+
+def top_table(records: dict[str, dict]) -> str:
+    rows = ["| Paper | Metric | Paper's value | Band | Ours | Passed | Wall time | Hardware | Command |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for folder, rec in sorted(records.items()):
+        for m in rec["metrics"]:
+            rows.append(f"| [{folder}]({folder}/README.md) | {m['name']} ({m['split']}) | {_fmt(m['paper'])} | "
+                        f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
+                        f"{rec['wall_time_s'] / 60:.1f} min | {rec['device']} | `{rec['command']}` |")
+    return "\n".join(rows)
+
+
+def find_records(root: Path = REPO_ROOT) -> dict[str, dict]:
+    """``{"CNN/lenet5": metrics.json contents, ...}`` for every paper with results."""
+    found = {}
+    for family in FAMILIES:
+        for path in sorted((root / family).glob("*/results/metrics.json")):
+            found[str(path.parent.parent.relative_to(root))] = json.loads(path.read_text())
+    return found
+
+
+def _replace_block(text: str, table: str) -> str:
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {BEGIN} ... {END} block")
+    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+
+
+def render(root: Path = REPO_ROOT) -> dict[Path, str]:
+    """The new text of every README that holds a results block."""
+    records = find_records(root)
+    out = {root / "README.md": _replace_block((root / "README.md").read_text(), top_table(records))}
+    for folder, rec in records.items():
+        readme = root / folder / "README.md"
+        if readme.exists():
+            out[readme] = _replace_block(readme.read_text(), paper_table(rec))
+    return out
+
+
+def stale_readmes(root: Path = REPO_ROOT) -> list[Path]:
+    """READMEs whose results table disagrees with the metrics files."""
+    return [path for path, text in render(root).items() if path.read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="only report out-of-date tables (exit 1 if any)")
+    args = p.parse_args(argv)
+    if args.check:
+        stale = stale_readmes()
+        for path in stale:
+            print(f"out of date: {path.relative_to(REPO_ROOT)} (run: python -m common.results)")
+        return 1 if stale else 0
+    for path, text in render().items():
+        if path.read_text() != text:
+            path.write_text(text)
+            print(f"updated {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""The fit / evaluate loop every paper reuses, with checkpoints that resume exactly.
+
+A paper supplies a ``step(model, batch) -> (loss, sums)`` function: ``loss`` is the scalar to
+minimise for this batch, ``sums`` a dict of numbers that add up over batches (``n`` = examples,
+``loss`` = summed loss, ``errors`` = misclassified, ...). :func:`summarize` turns the sums of an
+epoch into means (``loss``) and percentages (``error_pct``).
+
+:func:`fit` trains for a number of epochs with a tqdm bar, evaluates on a validation loader,
+writes the per-epoch history (JSON) and learning curves (PNG), and saves a checkpoint after
+every epoch (atomically: temp file + rename) holding model, optimiser, scheduler, RNG states
+and history. ``resume=True`` continues from it; on the CPU with a fixed seed the resumed run
+ends with the same weights as an uninterrupted one. A non-finite loss stops the run with
+:class:`NonFiniteLossError` and leaves the last good checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+Step = Callable[[torch.nn.Module, tuple], tuple[torch.Tensor, dict[str, float]]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------- devices, seeds
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on devices that support it; a no-op context otherwise."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]) + [random.getstate()[0]],
+        "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64)),
+        "numpy_pos": int(np.random.get_state()[2]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    *internal, version = state["python"]
+    random.setstate((version, tuple(internal), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def atomic_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- steps, evaluation
+
+
+def summarize(sums: dict[str, float]) -> dict[str, float]:
+    """Epoch sums -> means: ``loss`` per example, ``errors`` as ``error_pct``; others per example."""
+    n = max(sums.get("n", 0), 1)
+    out = {}
+    for key, value in sums.items():
+        if key == "n":
+            continue
+        if key == "errors":
+            out["error_pct"] = 100.0 * value / n
+        else:
+            out[key] = value / n
+    return out
+
+
+def classification_step(loss_fn: Callable, predict: Callable = lambda out: out.argmax(1)) -> Step:
+    """A step for classifiers: ``loss_fn(outputs, targets)`` (mean over the batch) and errors."""
+
+    def step(model, batch):
+        x, y = batch
+        out = model(x)
+        loss = loss_fn(out, y)
+        with torch.no_grad():
+            errors = (predict(out) != y).sum().item()
+        return loss, {"n": len(y), "loss": loss.item() * len(y), "errors": errors}
+
+    return step
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Iterable, step: Step, device: torch.device | None = None,
+             amp: bool = False) -> dict[str, float]:
+    """Run ``step`` over ``loader`` in eval mode and return :func:`summarize` of the sums."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    try:
+        for batch in loader:
+            with autocast(device, amp):
+                _, s = step(model, batch)
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0) + v
+    finally:
+        model.train(was_training)
+    return summarize(sums)
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: Step,
+    train_loader,
+    *,
+    epochs: int,
+    val_loader=None,
+    scheduler=None,
+    device: torch.device | None = None,
+    amp: bool = False,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
+    history_path: str | os.PathLike | None = None,
+    curves_path: str | os.PathLike | None = None,
+    curve_keys: tuple[str, ...] = ("loss", "error_pct"),
+    max_grad_norm: float | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> list[dict]:
+    """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a list of dicts).
+
+    ``scheduler`` is stepped once per epoch. The loader's ``set_epoch`` (if it has one) is called
+    before each epoch so that shuffling depends on the epoch number alone.
+    """
+    from common.plots import plot_history
+
+    device = device or next(model.parameters()).device
+    history: list[dict] = []
+    start_epoch = 0
+    if resume:
+        if checkpoint_path is None or not Path(checkpoint_path).exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+        ckpt = load_checkpoint(checkpoint_path, map_location=device)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        set_rng_state(ckpt["rng"])
+        history = json.loads(ckpt["history"])
+        start_epoch = int(ckpt["epoch"])
+        if progress:
+            print(f"resumed from {checkpoint_path} after epoch {start_epoch}")
+
+    for epoch in range(start_epoch, epochs):
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        model.train()
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        for i, batch in enumerate(bar):
+            with autocast(device, amp):
+                loss, s = step(model, batch)
+            if not math.isfinite(loss.item()):
+                where = f"epoch {epoch + 1}, batch {i + 1}"
+                kept = (f"the last good checkpoint ({checkpoint_path}, after epoch {epoch}) is kept"
+                        if checkpoint_path and Path(checkpoint_path).exists() else "no checkpoint was written")
+                raise NonFiniteLossError(f"loss became {loss.item()} at {where}; {kept}. "
+                                         "Try a lower --lr (or --resume from the checkpoint with one).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            optimizer.step()
+            for k, v in s.items():
+                sums[k] = sums.get(k, 0) + v
+            if progress and i % 20 == 0:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in summarize(sums).items()})
+        train_time = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(train_time, 3)}
+        record.update({f"train_{k}": v for k, v in summarize(sums).items()})
+        if val_loader is not None:
+            record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, step, device, amp).items()})
+        if scheduler is not None:
+            scheduler.step()
+        record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
+        history.append(record)
+        if progress:
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
+            tqdm.write(str(shown))
+        if checkpoint_path is not None:
+            atomic_save({
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": rng_state(),
+                "epoch": epoch + 1,
+                "history": json.dumps(history),
+            }, checkpoint_path)
+        if history_path is not None:
+            write_json(history, history_path)
+        if curves_path is not None:
+            plot_history(history, curves_path, keys=curve_keys)
+    return history
