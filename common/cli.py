@@ -39,7 +39,8 @@ def base_parser(description: str, *, epochs: int, batch_size: int, lr: float, pa
     p.add_argument("--quick", action="store_true",
                    help="smoke run: tiny data subset, one epoch, seconds; writes to runs/ unless --out is given")
     p.add_argument("--out", type=Path, default=None,
-                   help=f"output folder (default: {paper_dir.name}/results, or runs/{paper_dir.name}-quick with --quick)")
+                   help=f"output folder (default: {paper_dir.name}/results; "
+                        f"runs/{paper_dir.name}-quick with --quick)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     return p
 

@@ -25,13 +25,14 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from common.fileio import atomic_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_DATA_DIR = "PAPER_DATA_DIR"
@@ -107,44 +108,26 @@ def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
     return DataError("\n".join(lines))
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _download(spec: DataFile, dst: Path) -> str:
     """Download ``spec`` to ``dst`` (via a verified temporary file); return what failed, if anything."""
     from tqdm.auto import tqdm
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
     errors = []
     for url in spec.urls:
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".part")
-        os.close(fd)
         try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dst.name}") as bar:
-                    for block in iter(lambda: response.read(1 << 16), b""):
-                        out.write(block)
-                        bar.update(len(block))
-            got = sha256sum(Path(tmp))
-            if got == spec.sha256:
-                os.replace(tmp, dst)
-                return ""
-            errors.append(f"{url}: sha256 {got}")
-        except OSError as e:  # URLError is an OSError
+            with atomic_target(dst) as tmp:
+                with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dst.name}") as bar:
+                        for block in iter(lambda: response.read(1 << 16), b""):
+                            out.write(block)
+                            bar.update(len(block))
+                got = sha256sum(tmp)
+                if got != spec.sha256:
+                    raise DataError(f"downloaded file has sha256 {got}")
+            return ""
+        except (OSError, DataError) as e:  # URLError is an OSError
             errors.append(f"{url}: {e}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return "; ".join(errors)
 
 
@@ -169,7 +152,8 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
             got = sha256sum(mirror / spec.path)
             if got != spec.sha256:
                 raise _problem(name, spec, root, f"the mirror's copy {mirror / spec.path} is corrupted (sha256 {got})")
-            _copy_atomic(mirror / spec.path, local)
+            with atomic_target(local) as tmp:
+                shutil.copyfile(mirror / spec.path, tmp)
             continue
         if os.environ.get(ENV_OFFLINE):
             raise _problem(name, spec, root, f"file missing and downloads are off (${ENV_OFFLINE} is set)")

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -28,6 +27,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from common.fileio import atomic_target
 
 Step = Callable[[torch.nn.Module, tuple], tuple[torch.Tensor, dict[str, float]]]
 
@@ -94,16 +95,8 @@ def set_rng_state(state: dict) -> None:
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -112,11 +105,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
 
 
 def write_json(obj, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------- steps, evaluation

@@ -38,11 +38,11 @@ def paper_schedule(epoch: int) -> float:
 
 
 def parse_args(argv=None):
-    p = base_parser(__doc__.split("\n")[0], epochs=20, batch_size=32, lr=0.01, paper_dir=PAPER_DIR)
+    p = base_parser(__doc__.split("\n")[0], epochs=20, batch_size=32, lr=0.002, paper_dir=PAPER_DIR)
     p.add_argument("--variant", choices=sorted(MODELS), default="paper",
                    help="paper = LeNet-5 of Sec. II.B; modern = ReLU/max-pool/softmax (not the paper's)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (the paper used SDLM, see README)")
-    p.add_argument("--rbf-j", type=float, default=1.0, help="the constant j of Eq. 9")
+    p.add_argument("--rbf-j", type=float, default=10.0, help="the constant j of Eq. 9")
     p.add_argument("--n-val", type=positive_int, default=5000,
                    help="validation images carved from the END of the training set")
     p.add_argument("--evaluate", type=Path, default=None, metavar="MODEL_PT",

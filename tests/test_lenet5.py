@@ -1,0 +1,138 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from CNN.lenet5 import train
+from CNN.lenet5.model import (A, C3_TABLE, PAPER_PARAMETERS, LeNet5, LeNet5Modern, layer_table, map_loss,
+                              rbf_codes, squash)
+from common.training import load_checkpoint
+
+PAPER_DIR = Path(train.__file__).parent
+
+
+def test_parameters_per_layer_match_the_paper():
+    rows = {name: (shape, ours, paper) for name, shape, ours, paper in layer_table(LeNet5())}
+    for name, paper in PAPER_PARAMETERS.items():
+        assert rows[name][1] == paper, name
+    assert sum(p.numel() for p in LeNet5().parameters() if p.requires_grad) == 60_000
+
+
+def test_shapes_follow_fig_2():
+    h = LeNet5().features(torch.rand(3, 1, 28, 28))
+    expected = {"INPUT": (1, 32, 32), "C1": (6, 28, 28), "S2": (6, 14, 14), "C3": (16, 10, 10),
+                "S4": (16, 5, 5), "C5": (120, 1, 1), "F6": (84,), "OUTPUT": (10,)}
+    assert {k: tuple(v.shape[1:]) for k, v in h.items()} == expected
+    assert LeNet5Modern()(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_preprocessing_maps_background_and_ink_and_pads():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 10, 10] = 1.0
+    z = LeNet5.preprocess(x)
+    assert z.shape == (1, 1, 32, 32)
+    assert z[0, 0, 12, 12].item() == pytest.approx(1.175) and z[0, 0, 0, 0].item() == pytest.approx(-0.1)
+    assert torch.isclose(z, torch.tensor(-0.1)).sum() == 32 * 32 - 1
+
+
+def test_c3_connection_table_is_table_1():
+    assert len(C3_TABLE) == 16 and [len(c) for c in C3_TABLE] == [3] * 6 + [4] * 9 + [6]
+    for i in range(6):  # the first six maps take contiguous triples, the next six contiguous quadruples
+        assert set(C3_TABLE[i]) == {i % 6, (i + 1) % 6, (i + 2) % 6}
+        assert set(C3_TABLE[6 + i]) == {(i + k) % 6 for k in range(4)}
+    assert [sum(r in c for c in C3_TABLE) for r in range(6)] == [10] * 6  # ten X per row of Table I
+    c3 = LeNet5().C3
+    dense = c3.dense_weight()
+    for o in range(16):
+        for i in range(6):
+            assert (dense[o, i].abs().sum() > 0) == (i in C3_TABLE[o])
+    # an output map does not respond to an unconnected input map
+    x = torch.zeros(1, 6, 14, 14)
+    x[0, 5] = torch.randn(14, 14)
+    out = c3(x) - c3.bias.view(1, -1, 1, 1)
+    for o in range(16):
+        assert (out[0, o].abs().max() > 0) == (5 in C3_TABLE[o])
+
+
+def test_squash_and_rbf_output():
+    assert squash(torch.tensor([1.0, -1.0])).tolist() == pytest.approx([1.0, -1.0], abs=1e-4)
+    assert squash(torch.tensor(100.0)).item() == pytest.approx(A)
+    codes = rbf_codes()
+    assert codes.shape == (10, 84) and set(codes.unique().tolist()) == {-1.0, 1.0}
+    assert min(((codes[i] != codes[j]).sum().item() for i in range(10) for j in range(i))) >= 10
+    model = LeNet5()
+    x = torch.randn(5, 84)
+    brute = ((x[:, None, :] - codes[None]) ** 2).sum(-1)
+    assert torch.allclose(model.OUTPUT(x), brute, atol=1e-4)
+    assert model.OUTPUT(codes).argmin(1).tolist() == list(range(10))
+
+
+def test_map_loss_is_eq_9():
+    y = torch.tensor([[1.0, 3.0], [2.0, 0.5]])
+    target = torch.tensor([0, 1])
+    j = 2.0
+    by_hand = [1.0 + torch.log(torch.exp(torch.tensor(-j)) + torch.exp(-y[0]).sum()),
+               0.5 + torch.log(torch.exp(torch.tensor(-j)) + torch.exp(-y[1]).sum())]
+    assert map_loss(y, target, j=j).item() == pytest.approx(sum(by_hand).item() / 2)
+
+
+def test_a_small_batch_is_overfit(mnist):
+    torch.manual_seed(0)
+    x, y = mnist.train_x[:64].float() / 255, mnist.train_y[:64]
+    model = LeNet5()
+    opt = torch.optim.SGD(model.parameters(), lr=0.002, momentum=0.9)
+    first = None
+    for _ in range(150):
+        loss = map_loss(model(x), y)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05 * first
+    assert (model(x).argmin(1) == y).all()
+
+
+def test_quick_run_end_to_end_and_resume(mnist_root, tmp_path, capsys):
+    args = ["--quick", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress"]
+    assert train.main(args) == 0
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["quick"] is True and record["model"]["class"] == "LeNet5"
+    m = record["metrics"][0]
+    assert m["name"] == "test_error_pct" and m["paper"] == 0.95 and 0 <= m["ours"] <= 100
+    assert m["passed"] == (0.80 <= m["ours"] <= 1.15)
+    state = load_checkpoint(tmp_path / "model.pt")
+    assert set(state) == set(LeNet5().state_dict())
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "history.json").exists()
+    # a second call with --resume finds the finished checkpoint and evaluates the same weights
+    assert train.main(args + ["--resume"]) == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["metrics"][0]["ours"] == m["ours"]
+    assert train.main(["--evaluate", str(tmp_path / "model.pt"), "--data-dir", str(mnist_root)]) == 0
+    assert f"test error {m['ours']:.2f}%" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", [["--no-such-flag"], ["--epochs", "-1"], ["--epochs", "0"], ["--lr", "-0.1"],
+                                 ["--variant", "resnet"]])
+def test_bad_flags_are_argparse_errors(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(bad)
+    assert e.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PAPER_DATA_MIRROR", str(tmp_path / "no-mirror"))
+    assert train.main(["--quick", "--data-dir", str(tmp_path / "root"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "MNIST/raw/" in err and "PAPER_DATA_MIRROR" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_model_reproduces_its_metrics(mnist_root, capsys):
+    """results/model.pt, evaluated afresh, gives exactly the test error in results/metrics.json."""
+    results = PAPER_DIR / "results"
+    if not (results / "metrics.json").exists():
+        pytest.skip("no full run committed yet")
+    record = json.loads((results / "metrics.json").read_text())
+    assert record["quick"] is False and record["epochs"] >= 1
+    assert train.main(["--evaluate", str(results / "model.pt"), "--data-dir", str(mnist_root)]) == 0
+    assert f"test error {record['metrics'][0]['ours']:.2f}%" in capsys.readouterr().out

@@ -1,0 +1,20 @@
+"""Every paper notebook runs top to bottom headless, on a tiny subset (PAPER_QUICK=1)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for family in ("CNN", "RNN", "AutoEncoders") for p in (REPO / family).glob("*/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in NOTEBOOKS])
+def test_notebook_runs(path, mnist_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAPER_QUICK", "1")
+    monkeypatch.setenv("PAPER_DATA_DIR", str(mnist_root))
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors
