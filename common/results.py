@@ -56,8 +56,11 @@ def command_line(argv: list[str] | None = None) -> str:
 
 
 def write_metrics(out_dir: Path, *, paper: str, metrics: list[dict], model: dict, seed: int, epochs: int,
-                  wall_time_s: float, device: str, **extra) -> dict:
-    """Write ``out_dir/metrics.json`` in the schema of DESIGN.md and return it."""
+                  wall_time_s: float, device: str, commit: str | None = None, **extra) -> dict:
+    """Write ``out_dir/metrics.json`` in the schema of DESIGN.md and return it.
+
+    ``commit`` should be :func:`git_commit` taken when the run *started* (the code that trained).
+    """
     record = {
         "paper": paper,
         "metrics": metrics,
@@ -69,7 +72,7 @@ def write_metrics(out_dir: Path, *, paper: str, metrics: list[dict], model: dict
         "device": device,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__.split("+")[0],
-        "commit": git_commit(),
+        "commit": commit or git_commit(),
         "date": _dt.date.today().isoformat(),
         **extra,
     }

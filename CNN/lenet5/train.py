@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from common.cli import base_parser, output_dir, positive_int
 from common.data import DataError, TensorLoader, load_mnist
-from common.results import metric, write_metrics
+from common.results import git_commit, metric, write_metrics
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate,
                              fit, load_checkpoint, resolve_device, seed_everything)
 from CNN.lenet5.model import MODELS, format_layer_table, map_loss
@@ -58,6 +58,7 @@ def make_step(variant: str, rbf_j: float):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    commit = git_commit()  # the code that trains, before anything else can change
     device = resolve_device(args.device)
     seed_everything(args.seed)
     try:
@@ -107,7 +108,7 @@ def main(argv=None) -> int:
         validation={"error_pct": round(history[-1]["val_error_pct"], 4),
                     "images": f"last {len(data.val_y)} of the training set"},
         model={"module": "CNN/lenet5/model.py", "class": cls, "kwargs": {}},
-        seed=args.seed, epochs=len(history), wall_time_s=wall, device=describe_device(device),
+        seed=args.seed, epochs=len(history), wall_time_s=wall, device=describe_device(device), commit=commit,
         quick=args.quick, variant=args.variant,
         hyperparameters={"batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
                          "rbf_j": args.rbf_j, "schedule": "paper shape x lr", "n_train": len(data.train_y),
