@@ -6,14 +6,17 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from tests.conftest import require_mirror
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for family in ("CNN", "RNN", "AutoEncoders") for p in (REPO / family).glob("*/*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in NOTEBOOKS])
-def test_notebook_runs(path, mnist_root, monkeypatch, tmp_path):
+def test_notebook_runs(path, monkeypatch, tmp_path):
+    require_mirror()  # the notebook copies what it needs from the mirror into a fresh data root
     monkeypatch.setenv("PAPER_QUICK", "1")
-    monkeypatch.setenv("PAPER_DATA_DIR", str(mnist_root))
+    monkeypatch.setenv("PAPER_DATA_DIR", str(tmp_path / "data"))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
