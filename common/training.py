@@ -162,6 +162,12 @@ def evaluate(model: torch.nn.Module, loader: Iterable, step: Step, device: torch
 # --------------------------------------------------------------------------- fit
 
 
+@torch.no_grad()
+def _shift(params: list[torch.Tensor], noise: list[torch.Tensor], sign: int) -> None:
+    for p, e in zip(params, noise):
+        p.add_(e, alpha=sign)
+
+
 def fit(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -234,12 +240,11 @@ def fit(
         bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i, batch in enumerate(bar):
             noise = [torch.randn_like(p) * weight_noise for p in params] if weight_noise > 0 else []
-            with torch.no_grad():
-                for p, e in zip(params, noise):
-                    p.add_(e)
+            _shift(params, noise, +1)
             with autocast(device, amp):
                 loss, s = step(model, batch)
             if not math.isfinite(loss.item()):
+                _shift(params, noise, -1)
                 where = f"epoch {epoch + 1}, batch {i + 1}"
                 kept = (f"the last good checkpoint ({checkpoint_path}, after epoch {epoch}) is kept"
                         if checkpoint_path and Path(checkpoint_path).exists() else "no checkpoint was written")
@@ -247,9 +252,7 @@ def fit(
                                          "Try a lower --lr (or --resume from the checkpoint with one).")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            with torch.no_grad():
-                for p, e in zip(params, noise):
-                    p.sub_(e)
+            _shift(params, noise, -1)  # the gradient was taken at the noisy weights; the update is not
             if max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
             optimizer.step()

@@ -97,3 +97,39 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_early_stopping_keeps_the_best_model(tmp_path):
+    seed_everything(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: no epoch improves on the first
+    x, y = _problem()
+    history = fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=32), epochs=10,
+                  val_loader=TensorLoader(x, y, batch_size=128), select="val_loss", patience=2, progress=False)
+    assert len(history) == 3
+
+    seed_everything(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=3.0, momentum=0.9)  # too large: the validation loss wanders
+    val = TensorLoader(x, y, batch_size=128)
+    step = classification_step(F.cross_entropy)
+    history = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=6, val_loader=val,
+                  select="val_loss", checkpoint_path=tmp_path / "c.pt", progress=False)
+    best = min(h["val_loss"] for h in history)
+    model.eval()
+    assert evaluate(model, val, step)["loss"] == pytest.approx(best, rel=1e-5)
+    assert load_checkpoint(tmp_path / "c.pt")["best_value"] == pytest.approx(best)
+
+
+def test_weight_noise_perturbs_the_step_but_not_the_weights():
+    seed_everything(0)
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    x, y = _problem()
+    step = classification_step(F.cross_entropy)
+    quiet = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=1, progress=False)
+    noisy = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=1, weight_noise=0.5, progress=False)
+    assert noisy[0]["train_loss"] != pytest.approx(quiet[0]["train_loss"], rel=1e-3)
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v, before[k], atol=1e-6), k
