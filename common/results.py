@@ -96,6 +96,10 @@ def paper_table(record: dict) -> str:
     for m in record["metrics"]:
         rows.append(f"| {m['name']} | {m['split']} | {_fmt(m['paper'])} | {_band(m['band'])} | "
                     f"**{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} |")
+    details = record.get("details")
+    if details:  # an optional table of per-run numbers: {"columns": [...], "rows": [[...], ...]}
+        rows += ["", "| " + " | ".join(details["columns"]) + " |", "|" + "---|" * len(details["columns"])]
+        rows += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in details["rows"]]
     rows.append("")
     rows.append(f"Seed {record['seed']}, {record['epochs']} epochs, wall time {record['wall_time_s']:.0f} s on "
                 f"{record['device']}, torch {record['torch']}, commit `{record['commit']}`, {record['date']}. "

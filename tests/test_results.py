@@ -35,6 +35,8 @@ def test_render_writes_the_numbers_and_check_catches_a_mismatch(tmp_path):
     top, paper = new[tmp_path / "README.md"], new[tmp_path / "CNN/toy/README.md"]
     assert "**1.23**" in top and "[CNN/toy](CNN/toy/README.md)" in top and "1.5 min" in top
     assert paper_table(record) in paper and paper.endswith("tail\n")
+    record["details"] = {"columns": ["unit", "nll"], "rows": [["gru", 8.5], ["tanh", 9.25]]}
+    assert "| unit | nll |" in paper_table(record) and "| tanh | 9.25 |" in paper_table(record)
     assert len(stale_readmes(tmp_path)) == 2
     for path, text in new.items():
         path.write_text(text)
