@@ -40,16 +40,16 @@ DEFAULT_LR = {"tanh": 1e-3, "lstm": 2e-3, "gru": 2e-3}
 
 
 def parse_args(argv=None):
-    p = base_parser(__doc__.split("\n")[0], epochs=300, batch_size=1, lr=1e-3, paper_dir=PAPER_DIR)
-    p.set_defaults(lr=None)
+    p = base_parser(__doc__.split("\n")[0], epochs=300, batch_size=1, lr=None, paper_dir=PAPER_DIR,
+                    lr_help=f"RMSProp learning rate; None = per unit {DEFAULT_LR} (chosen on JSB's validation split)")
     p.add_argument("--unit", choices=UNITS + ("all",), default="all", help="recurrent unit; all = the three")
-    p.add_argument("--dataset", choices=sorted(POLYPHONIC), default="jsb")
-    p.add_argument("--hidden", type=positive_int, default=None, help="units (default: the paper's Table 1)")
+    p.add_argument("--dataset", choices=sorted(POLYPHONIC), default="jsb",
+                   help="music set of Boulanger-Lewandowski et al. (2012)")
+    p.add_argument("--hidden", type=positive_int, default=None, help="units; None = the paper's Table 1")
     p.add_argument("--weight-noise", type=float, default=0.075, help="std of the Gaussian weight noise")
     p.add_argument("--clip", type=float, default=1.0, help="rescale the gradient to this norm when larger")
     p.add_argument("--patience", type=positive_int, default=20,
                    help="early stopping: epochs without a better validation NLL")
-    p.epilog = f"--lr defaults per unit: {DEFAULT_LR} (chosen on JSB's validation split)"
     return p.parse_args(argv)
 
 
