@@ -36,7 +36,7 @@ PAPER_TEST_NLL = {"jsb": {"gru": 8.54, "lstm": 8.67, "tanh": 9.10}}
 TARGET_BAND = {("jsb", "gru"): (8.2, 8.9)}
 
 # Learning rates of RMSProp chosen on the validation split of JSB Chorales (see the README).
-DEFAULT_LR = {"tanh": 1e-3, "lstm": 2e-3, "gru": 2e-3}
+DEFAULT_LR = {"tanh": 1.25e-4, "lstm": 1.25e-4, "gru": 2.5e-4}
 
 
 def parse_args(argv=None):
