@@ -113,3 +113,26 @@ def test_tensor_loader_is_a_permutation_fixed_by_seed_and_epoch():
     assert len(TensorLoader(x, y, batch_size=4, drop_last=True)) == 2
     with pytest.raises(ValueError):
         TensorLoader(x, y[:5], batch_size=2)
+
+
+def test_download_path_verifies_and_reports(monkeypatch, tmp_path):
+    """The online path, exercised with file:// addresses (no network): a good file is fetched and
+    verified; a bad one is rejected, named in the error, and leaves nothing behind."""
+    from common import data
+
+    good = tmp_path / "server" / "good.bin"
+    good.parent.mkdir()
+    good.write_bytes(b"payload")
+    bad = tmp_path / "server" / "bad.bin"
+    bad.write_bytes(b"tampered")
+    digest = hashlib.sha256(b"payload").hexdigest()
+    monkeypatch.delenv("PAPER_DATA_OFFLINE")
+    monkeypatch.delenv("PAPER_DATA_MIRROR", raising=False)
+    monkeypatch.setitem(data.DATASETS, "toy", (data.DataFile("toy/file.bin", digest, (bad.as_uri(), good.as_uri())),))
+    root = ensure_dataset("toy", tmp_path / "root")
+    assert (root / "toy/file.bin").read_bytes() == b"payload"
+
+    monkeypatch.setitem(data.DATASETS, "toy2", (data.DataFile("toy/other.bin", digest, (bad.as_uri(),)),))
+    with pytest.raises(DataError, match="download failed.*sha256"):
+        ensure_dataset("toy2", tmp_path / "root")
+    assert sorted(p.name for p in (tmp_path / "root" / "toy").iterdir()) == ["file.bin"]
