@@ -22,7 +22,7 @@ from common.data import DataError, TensorLoader, load_mnist
 from common.results import git_commit, metric, write_metrics
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate,
                              fit, load_checkpoint, resolve_device, seed_everything)
-from CNN.lenet5.model import MODELS, format_layer_table, map_loss
+from CNN.lenet5.model import MODELS, LeNet5, LeNet5Modern, format_layer_table, map_loss
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "LeCun, Bottou, Bengio & Haffner 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -52,8 +52,8 @@ def parse_args(argv=None):
 
 def make_step(variant: str, rbf_j: float):
     if variant == "paper":
-        return classification_step(functools.partial(map_loss, j=rbf_j), predict=lambda y: y.argmin(1))
-    return classification_step(F.cross_entropy)
+        return classification_step(functools.partial(map_loss, j=rbf_j), predict=LeNet5.predict)
+    return classification_step(F.cross_entropy, predict=LeNet5Modern.predict)
 
 
 def main(argv=None) -> int:

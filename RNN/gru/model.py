@@ -45,6 +45,9 @@ class TanhRNNCell(nn.Module):
     def forward(self, wx: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(wx + self.U(h))
 
+    def output(self, state: torch.Tensor) -> torch.Tensor:
+        return state  # the state is h_t
+
 
 class LSTMCell(nn.Module):
     """Sec. 3.1. With ``peephole=False`` (V_i = V_f = V_o = 0) it is PyTorch's ``nn.LSTMCell``.
@@ -105,6 +108,9 @@ class GRUCell(nn.Module):
             h_tilde = torch.tanh(wx_h + self.U(r * h))               # Eq. 8
         return (1 - z) * h + z * h_tilde                              # Eq. 5
 
+    def output(self, state: torch.Tensor) -> torch.Tensor:
+        return state  # the state is h_t
+
 
 CELLS = {"tanh": TanhRNNCell, "lstm": LSTMCell, "gru": GRUCell}
 
@@ -131,7 +137,7 @@ class MusicRNN(nn.Module):
         outputs = []
         for t in range(roll.shape[1]):
             state = self.cell(wx[:, t], state)
-            outputs.append(self.cell.output(state) if hasattr(self.cell, "output") else state)
+            outputs.append(self.cell.output(state))
         return torch.stack(outputs, dim=1)
 
     def forward(self, roll: torch.Tensor) -> torch.Tensor:
@@ -146,8 +152,7 @@ class MusicRNN(nn.Module):
         frames = []
         for _ in range(steps):
             state = self.cell(self.cell.input_part(x), state)
-            h = self.cell.output(state) if hasattr(self.cell, "output") else state
-            p = torch.sigmoid(self.out(h))
+            p = torch.sigmoid(self.out(self.cell.output(state)))
             x = torch.bernoulli(p.cpu(), generator=generator).to(device)
             frames.append(x[0])
         return torch.stack(frames)
