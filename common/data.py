@@ -120,7 +120,8 @@ def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
         "Fix it in either of two ways:",
         f"  1. offline: set {ENV_MIRROR} to a folder that holds an original copy at <mirror>/{spec.path}",
         f"     (or copy that file to {root / spec.path} yourself);",
-        *([f"  2. online: unset {ENV_OFFLINE} and run again with internet access; the file is fetched from",
+        *([f"  2. online: run again with internet access"
+           f"{f' and ${ENV_OFFLINE} unset' if os.environ.get(ENV_OFFLINE) else ''}; the file is fetched from",
            f"     {spec.urls[0]}"] if spec.urls else
           ["  2. online: this file has no download address; the loader fetches another form of it"]),
         "Nothing was deleted. If a copy named above is damaged, remove or replace it yourself.",
