@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from common.fileio import atomic_target
 
@@ -85,6 +86,32 @@ DATASETS: dict[str, tuple[DataFile, ...]] = {
         _mnist("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     ),
 }
+_CIFAR10_SHA256 = {
+    "data_batch_1.bin": "cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5",
+    "data_batch_2.bin": "a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed",
+    "data_batch_3.bin": "bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67",
+    "data_batch_4.bin": "014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48",
+    "data_batch_5.bin": "755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add",
+    "test_batch.bin": "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b",
+}
+DATASETS["cifar10"] = tuple(DataFile(f"cifar-10-batches-bin/{f}", sha, ()) for f, sha in _CIFAR10_SHA256.items())
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A dataset distributed as one archive: its address, its published MD5, and the folder
+    inside it whose files land under the same relative paths in the data root."""
+
+    url: str
+    md5: str
+    folder: str
+
+
+ARCHIVES = {
+    "cifar10": Archive("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                       "c32a1d4ab5d03f1284b67883e8d87530", "cifar-10-batches-bin"),
+}
+
 for _name, (_pickle, _psha, _mat, _msha) in POLYPHONIC.items():
     DATASETS[f"{_name}-pickle"] = (DataFile(f"polyphonic/{_pickle}", _psha, ()),)
     DATASETS[f"{_name}-mat"] = (DataFile(f"polyphonic/{_mat}", _msha, (_TCN + _mat,)),)
@@ -101,12 +128,16 @@ def mirror_root() -> Path | None:
     return Path(value).expanduser().resolve() if value else None
 
 
-def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def sha256sum(path: Path) -> str:
+    return _digest(path, "sha256")
 
 
 def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
@@ -123,14 +154,17 @@ def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
         *([f"  2. online: run again with internet access"
            f"{f' and ${ENV_OFFLINE} unset' if os.environ.get(ENV_OFFLINE) else ''}; the file is fetched from",
            f"     {spec.urls[0]}"] if spec.urls else
+          [f"  2. online: run again with internet access; the file is extracted from {ARCHIVES[dataset].url}"]
+          if dataset in ARCHIVES else
           ["  2. online: this file has no download address; the loader fetches another form of it"]),
         "Nothing was deleted. If a copy named above is damaged, remove or replace it yourself.",
     ]
     return DataError("\n".join(lines))
 
 
-def _download(spec: DataFile, dst: Path) -> str:
-    """Download ``spec`` to ``dst`` (via a verified temporary file); return what failed, if anything."""
+def _download(spec: DataFile, dst: Path, md5: str | None = None) -> str:
+    """Download ``spec`` to ``dst`` (via a temporary file verified by its SHA-256, or by ``md5``
+    where only that is published); return what failed, if anything."""
     from tqdm.auto import tqdm
 
     errors = []
@@ -143,13 +177,40 @@ def _download(spec: DataFile, dst: Path) -> str:
                         for block in iter(lambda: response.read(1 << 16), b""):
                             out.write(block)
                             bar.update(len(block))
-                got = sha256sum(tmp)
-                if got != spec.sha256:
-                    raise DataError(f"downloaded file has sha256 {got}")
+                got = _digest(tmp, "md5") if md5 else sha256sum(tmp)
+                if got != (md5 or spec.sha256):
+                    raise DataError(f"downloaded file has {'md5' if md5 else 'sha256'} {got}")
             return ""
         except (OSError, DataError) as e:  # URLError is an OSError
             errors.append(f"{url}: {e}")
     return "; ".join(errors)
+
+
+def _extract_from_archive(name: str, spec: DataFile, root: Path) -> str:
+    """Download the dataset's archive once (kept in <root>/.archives), check its MD5, and extract
+    ``spec``'s file from it; the caller then checks the file's SHA-256. Returns what failed."""
+    import tarfile
+
+    archive = ARCHIVES[name]
+    kept = root / ".archives" / archive.url.rsplit("/", 1)[-1]
+    if not kept.exists():
+        failure = _download(DataFile(str(kept.relative_to(root)), "", (archive.url,)), kept, md5=archive.md5)
+        if failure:
+            return failure
+    member = f"{archive.folder}/{Path(spec.path).name}"
+    try:
+        with tarfile.open(kept) as tar, atomic_target(root / spec.path) as tmp:
+            source = tar.extractfile(member)
+            if source is None:
+                raise KeyError(member)
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(source, out)
+            got = sha256sum(tmp)
+            if got != spec.sha256:
+                raise DataError(f"{member} in {kept} has sha256 {got}")
+    except (OSError, KeyError, tarfile.TarError, DataError) as e:
+        return f"{kept}: {e}"
+    return ""
 
 
 def ensure_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
@@ -178,7 +239,7 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None) -> Path:
             continue
         if os.environ.get(ENV_OFFLINE):
             raise _problem(name, spec, root, f"file missing and downloads are off (${ENV_OFFLINE} is set)")
-        failure = _download(spec, local)
+        failure = _extract_from_archive(name, spec, root) if name in ARCHIVES else _download(spec, local)
         if not local.exists():
             raise _problem(name, spec, root, f"file missing and the download failed ({failure})")
     return root
@@ -232,6 +293,61 @@ def load_mnist(root: str | os.PathLike | None = None, n_val: int = 5000) -> Imag
         raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
     cut = len(x) - n_val
     return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def read_cifar10_bin(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """One file of the CIFAR-10 binary version: records of 1 label byte + 3,072 pixel bytes
+    (1,024 red, 1,024 green, 1,024 blue, row-major 32x32). Returns uint8 N x 3 x 32 x 32, int64 N."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 3073:
+        raise DataError(f"{path} is not a CIFAR-10 binary file ({raw.size} bytes is not a multiple of 3073)")
+    records = raw.reshape(-1, 3073)
+    labels = torch.from_numpy(records[:, 0].astype(np.int64))
+    if labels.max() > 9:
+        raise DataError(f"{path}: label {int(labels.max())} outside 0..9")
+    return torch.from_numpy(records[:, 1:].copy()).view(-1, 3, 32, 32), labels
+
+
+def load_cifar10(root: str | os.PathLike | None = None, n_val: int = 5000) -> ImageSplits:
+    """CIFAR-10 as uint8 tensors from the binary version; validation = the LAST ``n_val`` training images."""
+    root = ensure_dataset("cifar10", root) / "cifar-10-batches-bin"
+    parts = [read_cifar10_bin(root / f"data_batch_{i}.bin") for i in range(1, 6)]
+    x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    tx, ty = read_cifar10_bin(root / "test_batch.bin")
+    if not 0 <= n_val < len(x):
+        raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
+    cut = len(x) - n_val
+    return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images (N x C x H x W) in [0, 1] units."""
+    x = images.double().div_(255)
+    return x.mean((0, 2, 3)).float(), x.std((0, 2, 3)).float()
+
+
+def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Batched augmentation on the device: each image padded with zeros by ``pad`` pixels, cropped
+    back to its size at a random offset, and mirrored left-right with probability 1/2."""
+    n, c, h, w = x.shape
+    g = generator
+    padded = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
+    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
+    rows = (oy + torch.arange(h, device=x.device))[:, None, :, None]      # n x 1 x h x 1
+    cols = (ox + torch.arange(w, device=x.device))[:, None, None, :]      # n x 1 x 1 x w
+    if flip:
+        mirror = (torch.rand(n, generator=g) < 0.5).to(x.device)[:, None, None, None]
+        cols = torch.where(mirror, cols.flip(-1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chans = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]
 
 
 # --------------------------------------------------------------------------- polyphonic music
