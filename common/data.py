@@ -142,6 +142,15 @@ def sha256sum(path: Path) -> str:
 
 def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
     mirror = mirror_root()
+    unset = f" and ${ENV_OFFLINE} unset" if os.environ.get(ENV_OFFLINE) else ""
+    if spec.urls:
+        online = [f"  2. online: run again with internet access{unset}; the file is fetched from",
+                  f"     {spec.urls[0]}"]
+    elif dataset in ARCHIVES:
+        online = [f"  2. online: run again with internet access{unset}; the file is extracted from "
+                  f"{ARCHIVES[dataset].url}"]
+    else:
+        online = ["  2. online: this file has no download address; the loader fetches another form of it"]
     lines = [
         f"{dataset}: {what}",
         f"  file:            {spec.path}",
@@ -151,12 +160,7 @@ def _problem(dataset: str, spec: DataFile, root: Path, what: str) -> DataError:
         "Fix it in either of two ways:",
         f"  1. offline: set {ENV_MIRROR} to a folder that holds an original copy at <mirror>/{spec.path}",
         f"     (or copy that file to {root / spec.path} yourself);",
-        *([f"  2. online: run again with internet access"
-           f"{f' and ${ENV_OFFLINE} unset' if os.environ.get(ENV_OFFLINE) else ''}; the file is fetched from",
-           f"     {spec.urls[0]}"] if spec.urls else
-          [f"  2. online: run again with internet access; the file is extracted from {ARCHIVES[dataset].url}"]
-          if dataset in ARCHIVES else
-          ["  2. online: this file has no download address; the loader fetches another form of it"]),
+        *online,
         "Nothing was deleted. If a copy named above is damaged, remove or replace it yourself.",
     ]
     return DataError("\n".join(lines))
@@ -269,6 +273,15 @@ class ImageSplits:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
+    @classmethod
+    def carve(cls, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+              n_val: int) -> "ImageSplits":
+        """The LAST ``n_val`` training examples become the validation split."""
+        if not 0 <= n_val < len(x):
+            raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
+        cut = len(x) - n_val
+        return cls(x[:cut], y[:cut], x[cut:], y[cut:], test_x, test_y)
+
     def subset(self, n_train: int, n_val: int, n_test: int) -> "ImageSplits":
         """The first few examples of each split (for --quick runs and tests)."""
         return ImageSplits(
@@ -289,10 +302,7 @@ def load_mnist(root: str | os.PathLike | None = None, n_val: int = 5000) -> Imag
     y = torch.from_numpy(read_idx(raw / "train-labels-idx1-ubyte.gz").astype(np.int64))
     tx = torch.from_numpy(read_idx(raw / "t10k-images-idx3-ubyte.gz").copy()).unsqueeze(1)
     ty = torch.from_numpy(read_idx(raw / "t10k-labels-idx1-ubyte.gz").astype(np.int64))
-    if not 0 <= n_val < len(x):
-        raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
-    cut = len(x) - n_val
-    return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+    return ImageSplits.carve(x, y, tx, ty, n_val)
 
 
 # --------------------------------------------------------------------------- CIFAR-10
@@ -319,10 +329,7 @@ def load_cifar10(root: str | os.PathLike | None = None, n_val: int = 5000) -> Im
     parts = [read_cifar10_bin(root / f"data_batch_{i}.bin") for i in range(1, 6)]
     x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     tx, ty = read_cifar10_bin(root / "test_batch.bin")
-    if not 0 <= n_val < len(x):
-        raise ValueError(f"n_val must be in [0, {len(x)}), got {n_val}")
-    cut = len(x) - n_val
-    return ImageSplits(x[:cut], y[:cut], x[cut:], y[cut:], tx, ty)
+    return ImageSplits.carve(x, y, tx, ty, n_val)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
