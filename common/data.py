@@ -339,14 +339,18 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None, size: int | None = None) -> torch.Tensor:
     """Batched augmentation on the device: each image padded with zeros by ``pad`` pixels, cropped
-    back to its size at a random offset, and mirrored left-right with probability 1/2."""
-    n, c, h, w = x.shape
+    to ``size`` x ``size`` (default: its own size) at a random offset, and mirrored left-right with
+    probability 1/2. ``pad=0, size=224`` gives AlexNet's random 224x224 patches of 256x256 images."""
+    n, c, h0, w0 = x.shape
+    h, w = (size, size) if size is not None else (h0, w0)
     g = generator
     padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=g).to(x.device)
+    if not (0 < h <= h0 + 2 * pad and 0 < w <= w0 + 2 * pad):
+        raise ValueError(f"crop {h}x{w} does not fit in {h0}x{w0} padded by {pad}")
+    oy = torch.randint(0, h0 + 2 * pad - h + 1, (n, 1), generator=g).to(x.device)
+    ox = torch.randint(0, w0 + 2 * pad - w + 1, (n, 1), generator=g).to(x.device)
     rows = (oy + torch.arange(h, device=x.device))[:, None, :, None]      # n x 1 x h x 1
     cols = (ox + torch.arange(w, device=x.device))[:, None, None, :]      # n x 1 x 1 x w
     if flip:

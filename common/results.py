@@ -25,12 +25,12 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 FAMILIES = ("CNN", "RNN", "AutoEncoders")
 
 
-def metric(name: str, ours: float, *, paper: float, band: tuple[float, float], split: str = "test",
+def metric(name: str, ours: float, *, paper: float, band: tuple[float, float | None], split: str = "test",
            **extra) -> dict:
-    """One checked number: ``passed`` is computed here, never typed in."""
+    """One checked number: ``passed`` is computed here, never typed in. ``band=(lo, None)``: at least lo."""
     lo, hi = band
     return {"name": name, "split": split, "paper": paper, "band": [lo, hi], "ours": round(float(ours), 4),
-            "passed": bool(lo <= ours <= hi), **extra}
+            "passed": bool(lo <= ours and (hi is None or ours <= hi)), **extra}
 
 
 def git_commit() -> str:
@@ -88,7 +88,7 @@ def _fmt(x) -> str:
 
 
 def _band(b) -> str:
-    return f"{_fmt(b[0])} - {_fmt(b[1])}"
+    return f">= {_fmt(b[0])}" if b[1] is None else f"{_fmt(b[0])} - {_fmt(b[1])}"
 
 
 def paper_table(record: dict) -> str:

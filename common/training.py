@@ -188,6 +188,9 @@ def fit(
     weight_noise: float = 0.0,
     select: str | None = None,
     patience: int | None = None,
+    scheduler_metric: str | None = None,
+    per_batch: tuple[str, ...] = (),
+    stop: Callable[[list[dict]], str | None] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict]:
@@ -202,6 +205,11 @@ def fit(
     ``select`` names a history key to minimise (e.g. ``"val_loss"``): the model of the best epoch is
     kept and loaded back at the end (early stopping); with ``patience``, training stops after that
     many epochs without improvement.
+    ``scheduler_metric`` names a history key passed to ``scheduler.step`` (for ``ReduceLROnPlateau``,
+    e.g. ``"val_error_pct"``). ``per_batch`` names keys of the step's sums to keep for every training
+    batch, in the epoch's record as ``record["batches"][key]`` (a list, in batch order). ``stop`` is
+    called with the history after each epoch (once its checkpoint is written); a non-empty string
+    ends training, and is printed as the reason.
     """
     from common.plots import plot_history
 
@@ -236,6 +244,7 @@ def fit(
             train_loader.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
+        batches: dict[str, list] = {k: [] for k in per_batch}
         t0 = time.perf_counter()
         bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i, batch in enumerate(bar):
@@ -258,6 +267,8 @@ def fit(
             optimizer.step()
             for k, v in s.items():
                 sums[k] = sums.get(k, 0) + v
+            for k in per_batch:
+                batches[k].append(s[k])
             if progress and i % 20 == 0:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in summarize(sums).items()})
         train_time = time.perf_counter() - t0
@@ -266,14 +277,16 @@ def fit(
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, step, device, amp).items()})
         if scheduler is not None:
-            scheduler.step()
+            scheduler.step(record[scheduler_metric]) if scheduler_metric else scheduler.step()
+        if per_batch:
+            record["batches"] = batches
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
         if select is not None and record[select] < best["value"]:
             best = {"value": record[select], "epoch": epoch + 1,
                     "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if progress:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "batches"}
             tqdm.write(str(shown))
         if checkpoint_path is not None:
             atomic_save({
@@ -289,6 +302,11 @@ def fit(
             write_json(history, history_path)
         if curves_path is not None:
             plot_history(history, curves_path, keys=curve_keys)
+        reason = stop(history) if stop is not None else None
+        if reason:
+            if progress:
+                print(f"stopped after epoch {epoch + 1}: {reason}")
+            break
     if best["model"] is not None:
         model.load_state_dict(best["model"])
         if progress:

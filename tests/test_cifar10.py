@@ -52,6 +52,12 @@ def test_crop_and_flip_keep_shapes_and_content():
     assert torch.equal(random_crop_flip(x, pad=0, flip=False), x)
     flipped = [random_crop_flip(x, pad=0, generator=torch.Generator().manual_seed(s)) for s in range(20)]
     assert any(torch.equal(f[0], x[0].flip(-1)) for f in flipped) and any(torch.equal(f[0], x[0]) for f in flipped)
+    # a smaller crop without padding (AlexNet's 224 of 256): a window of the image itself
+    small = random_crop_flip(x, pad=0, size=5, flip=False, generator=g)
+    assert small.shape == (2, 3, 5, 5)
+    assert any(torch.equal(small[0], x[0, :, i:i + 5, j:j + 5]) for i in range(4) for j in range(4))
+    with pytest.raises(ValueError, match="does not fit"):
+        random_crop_flip(x, pad=0, size=9)
     # every crop is a window of the zero-padded image: its non-zero pixels are the image's own
     for img, src in zip(out, x):
         kept = img[img > 0]

@@ -11,6 +11,12 @@ def test_metric_computes_passed_from_the_band():
     assert metric("err", 1.15, paper=0.95, band=(0.8, 1.15))["passed"] is True
     assert metric("err", 1.2, paper=0.95, band=(0.8, 1.15))["passed"] is False
     assert metric("err", 0.7, paper=0.95, band=(0.8, 1.15))["passed"] is False
+    # an open band: "at least 4"
+    assert metric("ratio", 12.0, paper=6.0, band=(4.0, None))["passed"] is True
+    assert metric("ratio", 3.9, paper=6.0, band=(4.0, None))["passed"] is False
+    assert "| >= 4 |" in paper_table({"metrics": [metric("ratio", 5.0, paper=6.0, band=(4.0, None))], "seed": 0,
+                                       "epochs": 1, "wall_time_s": 1.0, "device": "cpu", "torch": "2.14.1",
+                                       "commit": "abc", "date": "2026-11-27", "command": "python x.py"})
 
 
 def test_readme_tables_agree_with_metrics_files():

@@ -133,3 +133,19 @@ def test_weight_noise_perturbs_the_step_but_not_the_weights():
     assert noisy[0]["train_loss"] != pytest.approx(quiet[0]["train_loss"], rel=1e-3)
     for k, v in model.state_dict().items():
         assert torch.allclose(v, before[k], atol=1e-6), k
+
+
+def test_per_batch_records_stop_and_plateau_scheduler(tmp_path):
+    seed_everything(0)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0)
+    x, y = _problem()
+    history = fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=100),
+                  epochs=10, val_loader=TensorLoader(x, y, batch_size=128), scheduler=sched,
+                  scheduler_metric="val_error_pct", per_batch=("n", "errors"),
+                  stop=lambda h: "two epochs" if len(h) == 2 else None, progress=False)
+    assert len(history) == 2                                         # stopped by the callback
+    assert history[0]["batches"]["n"] == [100, 100, 56]               # one entry per batch, in order
+    assert sum(history[0]["batches"]["errors"]) == round(history[0]["train_error_pct"] * 256 / 100)
+    assert sched.best == min(h["val_error_pct"] for h in history)    # the scheduler saw the validation error

@@ -1,0 +1,274 @@
+"""Pretrain a stack of RBMs on MNIST, unroll it into a deep autoencoder and fine-tune it
+(Hinton & Salakhutdinov 2006, Fig. 1 and the SOM); compare with PCA (Fig. 2).
+
+    python AutoEncoders/deep_autoencoder/train.py                 # the paper's recipe -> results/
+    python AutoEncoders/deep_autoencoder/train.py --no-pretrain   # same net from random weights -> results/no-pretrain/
+    python AutoEncoders/deep_autoencoder/train.py --quick         # seconds, tiny subset -> runs/
+    python AutoEncoders/deep_autoencoder/train.py --evaluate AutoEncoders/deep_autoencoder/results/model.pt
+
+Target (Fig. 2 caption): average squared reconstruction error per MNIST test image 3.00
+(band <= 3.30); PCA with 30 components 13.87 (our PCA must land within +-0.3: a check of the metric).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from common.cli import base_parser, output_dir, positive_float, positive_int
+from common.data import DataError, TensorLoader, load_mnist, to_unit_float
+from common.plots import plot_history
+from common.results import git_commit, metric, write_metrics
+from common.training import (NonFiniteLossError, atomic_save, describe_device, evaluate, fit, load_checkpoint,
+                             resolve_device, rng_state, seed_everything, set_rng_state, write_json)
+from AutoEncoders.deep_autoencoder.model import (MNIST_LAYERS, PCA, DeepAutoencoder, layer_table, rbm_stack,
+                                                 squared_error_per_image)
+
+PAPER_DIR = Path(__file__).resolve().parent
+PAPER = "Hinton & Salakhutdinov 2006, Reducing the Dimensionality of Data with Neural Networks"
+MODULE = "AutoEncoders/deep_autoencoder/model.py"
+
+# SOM, "Details of the pretraining": mini-batches of 100, 50 passes per layer, learning rate 0.1
+# (0.001 for the RBM with linear hidden units, as in the authors' code), momentum 0.5 for the
+# first 5 passes then 0.9, weight cost 0.0002.
+RBM_LR = {"logistic": 0.1, "linear": 0.001}
+MOMENTUM = (0.5, 0.9)
+MOMENTUM_SWITCH = 5
+WEIGHT_COST = 2e-4
+
+
+def parse_args(argv=None):
+    p = base_parser(__doc__.split("\n")[0], epochs=50, batch_size=100, lr=1e-3, paper_dir=PAPER_DIR,
+                    lr_help="initial Adam learning rate of fine-tuning (replaces the paper's conjugate gradient); "
+                            "it decays to 0 along a cosine over the epochs")
+    p.add_argument("--pretrain-epochs", type=positive_int, default=50, help="passes over the data per RBM (SOM: 50)")
+    p.add_argument("--rbm-batch-size", type=positive_int, default=100, help="RBM mini-batch size (SOM: 100)")
+    p.add_argument("--no-pretrain", action="store_true",
+                   help="fine-tune the same net from random N(0, 0.1^2) weights (the paper's comparison)")
+    p.add_argument("--layers", type=positive_int, nargs="+", default=list(MNIST_LAYERS),
+                   help="layer sizes from the pixels to the code (Fig. 3 uses 784 1000 500 250 2)")
+    p.add_argument("--n-val", type=positive_int, default=5000,
+                   help="validation images carved from the END of the training set")
+    p.add_argument("--pca-components", type=positive_int, default=None,
+                   help="components of the PCA baseline (default: the code size)")
+    p.add_argument("--evaluate", type=Path, default=None, metavar="MODEL_PT",
+                   help="only evaluate a saved state_dict on the test set")
+    args = p.parse_args(argv)
+    if args.layers[0] != 784:
+        p.error(f"--layers must start with 784 (the MNIST pixels), got {args.layers[0]}")
+    if len(args.layers) < 2:
+        p.error("--layers needs at least two sizes")
+    if args.no_pretrain and args.out is None and not args.quick:
+        args.out = PAPER_DIR / "results" / "no-pretrain"
+    return args
+
+
+def flat_pixels(images: torch.Tensor) -> torch.Tensor:
+    return to_unit_float(images).flatten(1)
+
+
+def reconstruction_step(model, batch):
+    """Fine-tuning objective: the cross-entropy error of the logistic output units (paper, p. 505),
+    summed over pixels and averaged over the batch; also the squared error of Fig. 2."""
+    x = batch[0]
+    logits = model(x)
+    loss = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+    with torch.no_grad():
+        sq = squared_error_per_image(x, torch.sigmoid(logits)).sum().item()
+    return loss, {"n": len(x), "loss": loss.item() * len(x), "sq_err": sq}
+
+
+# --------------------------------------------------------------------------- greedy pretraining
+
+
+def pretrain(rbms, data: torch.Tensor, args, out: Path, device) -> list[dict]:
+    """Train the RBMs one after another (Fig. 1, left); each one's data are the hidden
+    probabilities of the one below. A checkpoint is written after every pass."""
+    ckpt_path = out / "pretrain_checkpoint.pt"
+    start_layer, start_epoch, history, incs = 0, 0, [], None
+    if args.resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, map_location=device)
+        rbms.load_state_dict(ckpt["rbms"])
+        start_layer, start_epoch, history, incs = ckpt["layer"], ckpt["epoch"], ckpt["history"], ckpt["incs"]
+        set_rng_state(ckpt["rng"])
+        print(f"resumed pretraining at RBM {start_layer + 1}, pass {start_epoch + 1}")
+    v = data
+    for k, rbm in enumerate(rbms):
+        if k < start_layer:
+            v = rbm.hidden_mean(v).detach()
+            continue
+        lr = RBM_LR[rbm.hidden]
+        params = {"w": rbm.w, "b_vis": rbm.b_vis, "b_hid": rbm.b_hid}
+        if incs is None or k != start_layer:
+            incs = {name: torch.zeros_like(p) for name, p in params.items()}
+        loader = TensorLoader(v, batch_size=args.rbm_batch_size, shuffle=True, seed=args.seed * 101 + k,
+                              device=device, transform=None)
+        first = start_epoch if k == start_layer else 0
+        for epoch in range(first, args.pretrain_epochs):
+            loader.set_epoch(epoch)
+            momentum = MOMENTUM[0] if epoch < MOMENTUM_SWITCH else MOMENTUM[1]
+            t0, err, n = time.perf_counter(), 0.0, 0
+            bar = tqdm(loader, desc=f"RBM {k + 1}/{len(rbms)} {rbm.w.shape[0]}-{rbm.w.shape[1]} "
+                       f"pass {epoch + 1}/{args.pretrain_epochs}", disable=args.no_progress, leave=False)
+            for (vb,) in bar:
+                grads, e = rbm.cd1(vb)
+                with torch.no_grad():
+                    for name, p in params.items():
+                        g = grads[name] - WEIGHT_COST * p if name == "w" else grads[name]
+                        incs[name].mul_(momentum).add_(g, alpha=lr)
+                        p.add_(incs[name])
+                err += e * len(vb)
+                n += len(vb)
+            rec = {"rbm": k + 1, "pass": epoch + 1, "recon_sq_err": err / n, "time_s": round(time.perf_counter() - t0, 3)}
+            history.append(rec)
+            if not torch.isfinite(rbm.w).all():
+                raise NonFiniteLossError(f"RBM {k + 1} diverged in pass {epoch + 1}; try a lower learning rate")
+            if not args.no_progress:
+                tqdm.write(str(rec))
+            last = epoch + 1 == args.pretrain_epochs
+            atomic_save({"rbms": rbms.state_dict(), "layer": k + int(last), "epoch": 0 if last else epoch + 1,
+                         "history": history, "incs": incs, "rng": rng_state()}, ckpt_path)
+        v = rbm.hidden_mean(v).detach()
+    return history
+
+
+# --------------------------------------------------------------------------- results
+
+
+def comparison(results: Path) -> dict | None:
+    """Pretrained vs random start (the paper's point), from the two runs' metrics files."""
+    import json
+
+    rows = []
+    for label, path in (("RBM pretraining (the paper)", results / "metrics.json"),
+                        ("random start (--no-pretrain)", results / "no-pretrain" / "metrics.json")):
+        if path.exists():
+            rec = json.loads(path.read_text())
+            rows.append([label, rec["hyperparameters"]["epochs"], rec["test_sq_err"], rec["train_sq_err"],
+                         f"{rec['wall_time_s'] / 60:.1f}", rec["commit"]])
+    if not rows:
+        return None
+    return {"columns": ["start", "fine-tuning epochs", "test sq. error", "train sq. error", "minutes", "commit"],
+            "rows": rows}
+
+
+def refresh_comparison(results: Path) -> None:
+    """Write the pretrained-vs-random table into the main record, whichever run finished last."""
+    import json
+
+    main_path = results / "metrics.json"
+    if main_path.exists():
+        rec = json.loads(main_path.read_text())
+        rec["details"] = comparison(results)
+        write_json(rec, main_path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    commit = git_commit()
+    device = resolve_device(args.device)
+    seed_everything(args.seed)
+    try:
+        data = load_mnist(args.data_dir, n_val=args.n_val)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    epochs = args.epochs
+    if args.quick:
+        data, epochs = data.subset(2000, 500, 500), 2
+        args.pretrain_epochs = min(args.pretrain_epochs, 2)
+    layers = tuple(args.layers)
+    test_loader = TensorLoader(data.test_x, batch_size=1000, device=device, transform=flat_pixels)
+
+    if args.evaluate is not None:
+        model = DeepAutoencoder(layers).to(device)
+        model.load_state_dict(load_checkpoint(args.evaluate, map_location=device))
+        test = evaluate(model, test_loader, reconstruction_step, device)
+        print(f"test squared error per image {test['sq_err']:.3f} on {len(data.test_x)} images ({args.evaluate})")
+        return 0
+
+    out = output_dir(args, PAPER_DIR)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.resume and not any((out / f).exists() for f in ("checkpoint.pt", "pretrain_checkpoint.pt")):
+        print(f"error: --resume: no checkpoint in {out}", file=sys.stderr)
+        return 1
+    train_x = flat_pixels(data.train_x).to(device)
+    t_start = time.perf_counter()
+    pretrain_history = []
+    try:
+        if args.no_pretrain:
+            model = DeepAutoencoder(layers).to(device)
+        else:
+            rbms = rbm_stack(layers).to(device)
+            pretrain_history = pretrain(rbms, train_x, args, out, device)
+            write_json(pretrain_history, out / "pretrain_history.json")
+            model = DeepAutoencoder.from_rbms(rbms).to(device)
+        pretrain_time = time.perf_counter() - t_start
+        for part, shape, n in layer_table(model):
+            print(f"{part:8s} {shape:>12s} {n:>10,d}")
+        print(f"{sum(p.numel() for p in model.parameters()):,} parameters; fine-tuning on {len(data.train_x)} "
+              f"images, validating on {len(data.val_x)}, device {describe_device(device)}")
+        train_loader = TensorLoader(data.train_x, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                    device=device, transform=flat_pixels)
+        val_loader = TensorLoader(data.val_x, batch_size=1000, device=device, transform=flat_pixels)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        history = fit(model, optimizer, reconstruction_step, train_loader, epochs=epochs, val_loader=val_loader,
+                      scheduler=scheduler, device=device, amp=args.amp, checkpoint_path=out / "checkpoint.pt",
+                      resume=args.resume and (out / "checkpoint.pt").exists(),
+                      history_path=out / "history.json", curves_path=out / "curves.png",
+                      curve_keys=("loss", "sq_err"), select="val_sq_err", progress=not args.no_progress,
+                      desc="fine-tune")
+    except (NonFiniteLossError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if pretrain_history:
+        plot_history([{"epoch": i + 1, "train_recon_sq_err": h["recon_sq_err"]} for i, h in enumerate(pretrain_history)],
+                     out / "pretrain_curves.png", keys=("recon_sq_err",))
+
+    test = evaluate(model, test_loader, reconstruction_step, device)
+    train_eval = evaluate(model, TensorLoader(data.train_x, batch_size=1000, device=device, transform=flat_pixels),
+                          reconstruction_step, device)
+    atomic_save(model.state_dict(), out / "model.pt")
+    k = args.pca_components or layers[-1]
+    pca = PCA(train_x.cpu(), k)
+    test_x = flat_pixels(data.test_x)
+    pca_err = squared_error_per_image(test_x, pca.reconstruct(test_x)).mean().item()
+    wall = time.perf_counter() - t_start
+    fine_tune_time = sum(h["epoch_time_s"] for h in history)
+    best = min(history, key=lambda h: h["val_sq_err"])
+    metrics = [metric("test_sq_err", test["sq_err"], paper=3.00, band=(0.0, 3.30), split="test",
+                      **({"note": "random start: the paper's comparison, not its target"} if args.no_pretrain else {}))]
+    metrics.append(metric(f"pca{k}_test_sq_err", pca_err, paper=13.87, band=(13.57, 14.17), split="test",
+                          note="checks the metric code") if layers == MNIST_LAYERS
+                   else {"name": f"pca{k}_test_sq_err", "split": "test", "ours": round(pca_err, 4)})
+    record = write_metrics(
+        out, paper=PAPER, metrics=metrics,
+        model={"module": MODULE, "class": "DeepAutoencoder", "kwargs": {"layers": list(layers)}},
+        seed=args.seed, epochs=len(history), wall_time_s=wall, device=describe_device(device), commit=commit,
+        quick=args.quick, pretrained=not args.no_pretrain,
+        test_sq_err=round(test["sq_err"], 4), train_sq_err=round(train_eval["sq_err"], 4),
+        validation={"sq_err": round(best["val_sq_err"], 4), "best_epoch": best["epoch"],
+                    "images": f"last {len(data.val_x)} of the training set"},
+        time_s={"pretraining": round(pretrain_time, 1), "fine_tuning": round(fine_tune_time, 1)},
+        hyperparameters={"layers": list(layers), "pretrain_epochs": 0 if args.no_pretrain else args.pretrain_epochs,
+                         "rbm_batch_size": args.rbm_batch_size, "rbm_lr": RBM_LR, "momentum": list(MOMENTUM),
+                         "weight_cost": WEIGHT_COST, "optimizer": "Adam", "lr": args.lr, "schedule": "cosine to 0", "epochs": epochs,
+                         "batch_size": args.batch_size, "n_train": len(data.train_x), "n_val": len(data.val_x)},
+    )
+    results = PAPER_DIR / "results"
+    if not args.quick and out.resolve() in (results.resolve(), (results / "no-pretrain").resolve()):
+        refresh_comparison(results)
+    m = record["metrics"][0]
+    print(f"test squared error per image {m['ours']:.3f} (paper {m['paper']}, band <= {m['band'][1]}): "
+          f"{'PASSED' if m['passed'] else 'outside the band'}; PCA-{k} {pca_err:.3f} (paper 13.87); results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""LSTM (Hochreiter & Schmidhuber 1997) on its own experiments: the adding problem and the embedded Reber grammar.
+
+    python RNN/lstm/train.py                          # both tasks with the 1997 cell; writes RNN/lstm/results/
+    python RNN/lstm/train.py --task adding            # Experiment 4, T = 100, until the paper's stopping rule
+    python RNN/lstm/train.py --task reber             # Experiment 1, 10 trials (seeds 0..9)
+    python RNN/lstm/train.py --cell modern            # nn.LSTM on the same tasks, for comparison
+    python RNN/lstm/train.py --task adding --resume   # continue an interrupted adding run from its checkpoint
+    python RNN/lstm/train.py --quick                  # seconds; writes runs/lstm-quick
+
+Targets. Adding problem (Sec. 5.4, Table 7), T = 100: at most 3 of 2,560 test sequences wrong (absolute error
+at the end > 0.04); the paper has 1 wrong after about 74,000 training sequences. Training stops, as in the paper,
+once the average training error is below 0.01 and the 2,000 most recent sequences were processed correctly.
+Embedded Reber grammar (Sec. 5.1, Table 1): solved in at least 8 of 10 trials (the paper: 100%), where solved
+means every symbol of all 256 training and 256 test strings is predicted correctly.
+
+Training is the paper's: squared error of sigmoid outputs, plain gradient descent (SGD, no momentum), one
+sequence per update by default (``--batch-size`` > 1 averages the gradient over several sequences instead).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from common.cli import base_parser, output_dir, positive_int
+from common.results import git_commit, metric, write_metrics
+from common.tasks import (ADDING_TOLERANCE, adding_problem, encode_reber, reber_correct, reber_sets)
+from common.training import (NonFiniteLossError, atomic_save, describe_device, load_checkpoint, resolve_device,
+                             rng_state, seed_everything, set_rng_state, write_json)
+from RNN.lstm.model import adding_config, build, config_dict, count_parameters, reber_config
+
+PAPER_DIR = Path(__file__).resolve().parent
+PAPER = "Hochreiter & Schmidhuber 1997, Long Short-Term Memory"
+TASKS = ("adding", "reber")
+CELLS = ("1997", "modern")
+PAPER_ADDING = {100: (1, 74_000), 500: (0, 209_000), 1000: (1, 853_000)}   # Table 7: wrong of 2,560; sequences
+DEFAULT_LR = {"adding": 0.5, "reber": 0.5}
+
+
+def parse_args(argv=None):
+    p = base_parser(__doc__.split("\n")[0], epochs=1, batch_size=1, lr=None, paper_dir=PAPER_DIR,
+                    lr_help=f"SGD learning rate; None = the paper's {DEFAULT_LR}")
+    p.add_argument("--task", choices=TASKS + ("all",), default="all", help="adding problem, embedded Reber, or both")
+    p.add_argument("--cell", choices=CELLS + ("both",), default="1997",
+                   help="1997 = the paper's memory blocks (no forget gate); modern = nn.LSTM")
+    p.add_argument("--full-gradient", action="store_true",
+                   help="full backpropagation through time instead of the paper's truncated gradient")
+    p.add_argument("--T", type=positive_int, default=100, help="adding problem: minimal sequence length")
+    p.add_argument("--max-sequences", type=positive_int, default=None,
+                   help="give up after this many training sequences (default: 3,000,000 adding; 100,000 Reber)")
+    p.add_argument("--test-size", type=positive_int, default=2560, help="adding problem: test sequences")
+    p.add_argument("--trials", type=positive_int, default=10, help="embedded Reber: trials (seeds seed..seed+n-1)")
+    p.add_argument("--blocks", type=positive_int, default=None, help="memory blocks (default: the paper's)")
+    p.add_argument("--cells-per-block", type=positive_int, default=None, help="cells per block (default: the paper's)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=20_000,
+                   help="adding problem: save a checkpoint every this many training sequences")
+    p.add_argument("--eval-every", type=positive_int, default=1000,
+                   help="embedded Reber: test the success criterion every this many training sequences")
+    args = p.parse_args(argv)
+    if args.T < 10:
+        p.error(f"--T must be at least 10 (the first marker is one of the first ten pairs), got {args.T}")
+    return args
+
+
+def make_model(task: str, cell: str, args) -> torch.nn.Module:
+    make = adding_config if task == "adding" else reber_config
+    defaults = make()
+    config = make(args.blocks or defaults.blocks, args.cells_per_block or defaults.cells_per_block)
+    return build(config, cell, truncated=not args.full_gradient)
+
+
+def check_finite(loss: torch.Tensor, where: str) -> None:
+    if not math.isfinite(loss.item()):
+        raise NonFiniteLossError(f"loss became {loss.item()} at {where}; try a lower --lr")
+
+
+# --------------------------------------------------------------------------- Experiment 4: adding problem
+
+
+def adding_outputs(model, x, lengths) -> torch.Tensor:
+    """The output at each sequence's last step (the only one with a target)."""
+    x = x[:, : int(lengths.max())]
+    return model(x)[torch.arange(len(x)), lengths - 1, 0]
+
+
+@torch.no_grad()
+def adding_test(model, x, target, lengths, batch: int = 512) -> dict:
+    errors = torch.cat([(adding_outputs(model, x[i:i + batch], lengths[i:i + batch]) - target[i:i + batch]).abs()
+                        for i in range(0, len(x), batch)])
+    return {"wrong": int((errors > ADDING_TOLERANCE).sum()), "mse": float((errors ** 2).mean()),
+            "max_abs_error": float(errors.max())}
+
+
+def train_adding(cell: str, args, out: Path, device) -> dict:
+    """Online training on fresh random sequences until the paper's stopping rule holds."""
+    seed_everything(args.seed)
+    model = make_model("adding", cell, args).to(device)
+    lr = args.lr or DEFAULT_LR["adding"]
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    data_rng = torch.Generator().manual_seed(args.seed)
+    test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
+    max_seq = args.max_sequences or 3_000_000
+    recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
+    seen, history, stopped, t_train = 0, [], False, 0.0
+    ckpt_path = out / "checkpoint.pt"
+    if args.resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        ck = load_checkpoint(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        set_rng_state(ck["rng"])
+        data_rng.set_state(ck["data_rng"])
+        recent.extend(zip(ck["recent_sq"].tolist(), ck["recent_ok"].tolist()))
+        seen, history, t_train = int(ck["seen"]), [dict(zip(ck["history_keys"], r)) for r in ck["history"].tolist()], \
+            float(ck["train_time_s"])
+        print(f"resumed from {ckpt_path} after {seen:,} sequences")
+    print(f"adding T={args.T}, {cell}: {count_parameters(model)} weights, lr {lr}, batch {args.batch_size}")
+    from tqdm.auto import tqdm
+    bar = tqdm(total=max_seq, initial=seen, disable=args.no_progress, desc=f"adding-{cell}", unit="seq")
+    t0 = time.perf_counter()
+    while seen < max_seq:
+        x, y, lengths = adding_problem(args.batch_size, args.T, data_rng)
+        pred = adding_outputs(model, x.to(device), lengths.to(device))
+        err = pred - y.to(device)
+        loss = 0.5 * (err ** 2).sum() / len(err)           # E = 1/2 (target - output)^2, averaged over the batch
+        check_finite(loss, f"sequence {seen + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for e in err.detach().cpu().tolist():
+            recent.append((e * e, abs(e) < ADDING_TOLERANCE))
+        seen += len(err)
+        bar.update(len(err))
+        if seen % 1000 < args.batch_size:
+            mse = sum(r[0] for r in recent) / len(recent)
+            ok = sum(r[1] for r in recent)
+            history.append({"sequences": seen, "train_mse": mse, "recent_correct": ok / len(recent)})
+            bar.set_postfix(mse=f"{mse:.4f}", recent_ok=ok)
+        if len(recent) == recent.maxlen and all(r[1] for r in recent) and \
+                sum(r[0] for r in recent) / len(recent) < 0.01:
+            stopped = True                                    # Sec. 5.4's stopping rule
+            break
+        if seen % args.checkpoint_every < args.batch_size:
+            save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history,
+                                   t_train + time.perf_counter() - t0)
+    bar.close()
+    t_train += time.perf_counter() - t0
+    save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history, t_train)
+    test = adding_test(model, test_x.to(device), test_y.to(device), test_len.to(device))
+    atomic_save(model.state_dict(), out / "model.pt")
+    write_json(history, out / "history.json")
+    plot_curve(history, "sequences", {"train MSE (last 2,000)": "train_mse"}, out / "curves.png",
+               title=f"adding problem, T = {args.T}, {cell} cell")
+    result = {"task": "adding", "cell": cell, "T": args.T, "weights": count_parameters(model), "lr": lr,
+              "batch_size": args.batch_size, "sequences": seen, "stopping_rule_met": stopped,
+              "test_wrong": test["wrong"], "test_size": args.test_size, "test_mse": test["mse"],
+              "test_max_abs_error": test["max_abs_error"], "train_time_s": t_train}
+    print(f"adding-{cell}: {seen:,} sequences ({'stopping rule met' if stopped else 'gave up'}), "
+          f"{test['wrong']} of {args.test_size} test sequences wrong")
+    return result
+
+
+def save_adding_checkpoint(path, model, opt, data_rng, recent, seen, history, train_time):
+    keys = ["sequences", "train_mse", "recent_correct"]
+    atomic_save({
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
+        "data_rng": data_rng.get_state(), "seen": seen, "train_time_s": train_time,
+        "recent_sq": torch.tensor([r[0] for r in recent], dtype=torch.float64),
+        "recent_ok": torch.tensor([r[1] for r in recent], dtype=torch.bool),
+        "history": torch.tensor([[h[k] for k in keys] for h in history], dtype=torch.float64).reshape(-1, 3),
+        "history_keys": keys,
+    }, path)
+
+
+# --------------------------------------------------------------------------- Experiment 1: embedded Reber grammar
+
+
+def reber_loss(model, inputs, targets, lengths) -> torch.Tensor:
+    """1/2 the squared error, summed over output units and steps, averaged over the strings."""
+    mask = (torch.arange(inputs.shape[1], device=inputs.device)[None, :] < lengths[:, None]).unsqueeze(-1)
+    return 0.5 * (((model(inputs) - targets) ** 2) * mask).sum() / len(inputs)
+
+
+@torch.no_grad()
+def reber_solved(model, sets) -> tuple[bool, int]:
+    wrong = 0
+    for inputs, targets, lengths in sets:
+        wrong += int((~reber_correct(model(inputs), targets, lengths)).sum())
+    return wrong == 0, wrong
+
+
+def reber_trial(cell: str, seed: int, args, device) -> dict:
+    """One trial of Sec. 5.1: fresh training and test sets, train until all 512 strings are predicted correctly."""
+    seed_everything(seed)
+    model = make_model("reber", cell, args).to(device)
+    lr = args.lr or DEFAULT_LR["reber"]
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    rng = torch.Generator().manual_seed(seed)
+    train_strings = reber_sets(256 if not args.quick else 32, rng)
+    test_strings = reber_sets(256 if not args.quick else 32, rng, exclude=set(train_strings))
+    train = [t.to(device) for t in encode_reber(train_strings)]
+    test = [t.to(device) for t in encode_reber(test_strings)]
+    max_seq = args.max_sequences or 100_000
+    seen, solved, curve, t0 = 0, False, [], time.perf_counter()
+    while seen < max_seq:
+        pick = torch.randint(0, len(train_strings), (args.batch_size,), generator=rng)
+        n = int(train[2][pick].max())
+        loss = reber_loss(model, train[0][pick, :n], train[1][pick, :n], train[2][pick])
+        check_finite(loss, f"trial {seed}, sequence {seen + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += args.batch_size
+        if seen % args.eval_every < args.batch_size:
+            solved, wrong = reber_solved(model, (train, test))
+            with torch.no_grad():
+                curve.append({"sequences": seen, "wrong_strings": wrong,
+                              "train_loss": float(reber_loss(model, *train))})
+            if solved:
+                break
+    return {"seed": seed, "solved": solved, "sequences": seen, "train_time_s": time.perf_counter() - t0,
+            "curve": curve, "model": model}
+
+
+def train_reber(cell: str, args, out: Path, device) -> dict:
+    from tqdm.auto import tqdm
+    trials = []
+    for seed in tqdm(range(args.seed, args.seed + args.trials), desc=f"reber-{cell}", disable=args.no_progress):
+        r = reber_trial(cell, seed, args, device)
+        tqdm.write(f"reber-{cell} trial {seed}: {'solved' if r['solved'] else 'NOT solved'} after "
+                   f"{r['sequences']:,} sequences ({r['train_time_s']:.0f} s)")
+        trials.append(r)
+    best = next((r for r in trials if r["solved"]), trials[0])
+    atomic_save(best["model"].state_dict(), out / "model.pt")
+    write_json([{k: v for k, v in r.items() if k != "model"} for r in trials], out / "history.json")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for r in trials:
+        ax.plot([c["sequences"] for c in r["curve"]], [c["wrong_strings"] for c in r["curve"]], marker=".",
+                label=f"seed {r['seed']}")
+    ax.set(xlabel="training sequences", ylabel="strings with a wrong prediction (of 512)",
+           title=f"embedded Reber grammar, {cell} cell")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    plt.close(fig)
+    solved = [r["sequences"] for r in trials if r["solved"]]
+    median = float(torch.tensor(solved, dtype=torch.float64).median()) if solved else None
+    model = trials[0]["model"]
+    return {"task": "reber", "cell": cell, "weights": count_parameters(model), "lr": args.lr or DEFAULT_LR["reber"],
+            "batch_size": args.batch_size, "trials": len(trials), "solved": len(solved),
+            "median_sequences": median, "sequences": [r["sequences"] for r in trials],
+            "train_time_s": sum(r["train_time_s"] for r in trials)}
+
+
+# --------------------------------------------------------------------------- plots, main
+
+
+def plot_curve(history: list[dict], x: str, series: dict[str, str], path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, key in series.items():
+        ax.plot([h[x] for h in history], [h[key] for h in history], label=label)
+    ax.set(xlabel=f"training {x}", yscale="log", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    commit = git_commit()
+    device = resolve_device(args.device)
+    if args.quick:
+        args.T = min(args.T, 20)
+        args.test_size = min(args.test_size, 64)
+        args.max_sequences = args.max_sequences or 200
+        args.trials = min(args.trials, 2)
+        args.eval_every = min(args.eval_every, 50)
+        args.checkpoint_every = min(args.checkpoint_every, 100)
+    out = output_dir(args, PAPER_DIR)
+    tasks = TASKS if args.task == "all" else (args.task,)
+    cells = CELLS if args.cell == "both" else (args.cell,)
+    if args.out is None and not args.quick and cells == ("modern",):
+        out = PAPER_DIR.parents[1] / "runs" / "lstm-modern"            # results/ is the 1997 cell's
+    t0 = time.perf_counter()
+    results, metrics = {}, []
+    try:
+        for task in tasks:
+            for cell in cells:
+                folder = out / f"{task}-{cell}"
+                folder.mkdir(parents=True, exist_ok=True)
+                r = (train_adding if task == "adding" else train_reber)(cell, args, folder, device)
+                results[f"{task}-{cell}"] = r
+                if task == "adding":
+                    paper_wrong = PAPER_ADDING.get(args.T, (None, None))[0]
+                    metrics.append(metric(f"adding_T{args.T}_{cell}_test_wrong", r["test_wrong"],
+                                          paper=paper_wrong, band=(0, 3), of=args.test_size,
+                                          sequences=r["sequences"]))
+                else:
+                    metrics.append(metric(f"reber_{cell}_trials_solved", r["solved"], paper=10,
+                                          band=(8, 10), of=r["trials"], median_sequences=r["median_sequences"]))
+    except (NonFiniteLossError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    rows = []
+    for key, r in results.items():
+        if r["task"] == "adding":
+            rows.append([key, r["weights"], r["lr"], r["batch_size"], f"{r['sequences']:,}",
+                         f"{r['test_wrong']} of {r['test_size']}", round(r["train_time_s"] / 60, 1)])
+        else:
+            rows.append([key, r["weights"], r["lr"], r["batch_size"], f"median {r['median_sequences'] or 0:,.0f}",
+                         f"{r['solved']} of {r['trials']} trials solved", round(r["train_time_s"] / 60, 1)])
+    first = next(iter(results.values()))
+    cfg = make_model(first["task"], first["cell"], args)
+    write_metrics(
+        out, paper=PAPER, metrics=metrics,
+        model={"module": "RNN/lstm/model.py", "class": type(cfg).__name__,
+               "kwargs": {"config": config_dict(cfg.config)}, "weights": f"{first['task']}-{first['cell']}/model.pt"},
+        seed=args.seed, epochs=1, wall_time_s=time.perf_counter() - t0, device=describe_device(device),
+        commit=commit, quick=args.quick, runs=results,
+        details={"columns": ["run", "weights", "lr", "sequences per update", "training sequences", "result",
+                             "minutes"], "rows": rows},
+        hyperparameters={"optimizer": "SGD (no momentum)", "loss": "1/2 squared error", "batch_size": args.batch_size,
+                         "truncated_gradient": not args.full_gradient, "T": args.T},
+    )
+    for m in metrics:
+        print(f"{m['name']}: {m['ours']} (paper {m['paper']}, band {m['band'][0]}-{m['band'][1]}): "
+              f"{'PASSED' if m['passed'] else 'outside the band'}")
+    print(f"results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

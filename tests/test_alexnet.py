@@ -1,0 +1,214 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from CNN.alexnet import train
+from CNN.alexnet.model import AlexNet, FourLayerNet, LocalResponseNorm
+from common.data import DATASETS, random_crop_flip
+from common.training import load_checkpoint
+from tests.conftest import require_mirror
+
+
+def _parameters(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("size", [224, 227])
+def test_alexnet_shapes_and_parameter_count(size):
+    model = AlexNet(input_size=size).eval()
+    h = model.features(torch.rand(2, 3, size, size))
+    shapes = {k: tuple(v.shape[1:]) for k, v in h.items()}
+    assert shapes["conv1"] == (96, 55, 55) and shapes["pool1"] == (96, 27, 27)
+    assert shapes["conv2"] == (256, 27, 27) and shapes["pool2"] == (256, 13, 13)
+    assert shapes["conv5"] == (256, 13, 13) and shapes["pool5"] == (256, 6, 6) and shapes["fc8"] == (1000,)
+    # the single-device reading of Fig. 2 (groups=2 in conv2, conv4, conv5); the paper says "60 million"
+    assert _parameters(model) == 60_965_224
+    assert {"normalize.mean", "normalize.std"} <= set(model.state_dict())
+
+
+def test_alexnet_initialisation_follows_section_5():
+    model = AlexNet()
+    for name in ("conv2", "conv4", "conv5", "fc6", "fc7"):
+        assert torch.all(getattr(model, name).bias == 1), name
+    for name in ("conv1", "conv3", "fc8"):
+        assert torch.all(getattr(model, name).bias == 0), name
+    assert model.fc6.weight.std().item() == pytest.approx(0.01, rel=0.01)
+    assert abs(model.fc6.weight.mean().item()) < 1e-4
+
+
+def test_grouped_convolutions_keep_the_two_columns_apart():
+    model = AlexNet()
+    for conv, c_in in ((model.conv2, 96), (model.conv4, 384), (model.conv5, 384)):
+        assert conv.groups == 2
+        x = torch.randn(1, c_in, 13, 13)
+        x2 = x.clone()
+        x2[:, c_in // 2:] = 0                               # silence the second column's input maps
+        y, y2 = conv(x), conv(x2)
+        half = conv.out_channels // 2
+        assert torch.equal(y[:, :half], y2[:, :half])      # the first column does not see them
+        assert not torch.allclose(y[:, half:], y2[:, half:])
+    assert model.conv3.groups == 1                          # conv3 reads both columns
+
+
+def _lrn_by_the_formula(a, n=5, k=2.0, alpha=1e-4, beta=0.75):
+    """Sec. 3.3 written as loops over maps i and the window j."""
+    N = a.shape[1]
+    b = torch.empty_like(a)
+    for i in range(N):
+        s = torch.zeros_like(a[:, 0])
+        for j in range(max(0, i - n // 2), min(N - 1, i + n // 2) + 1):
+            s += a[:, j] ** 2
+        b[:, i] = a[:, i] / (k + alpha * s) ** beta
+    return b
+
+
+def test_local_response_norm_is_the_papers_formula():
+    a = torch.randn(2, 12, 4, 5, dtype=torch.float64) * 30  # large enough that the sum matters
+    ours = LocalResponseNorm().double()(a)
+    assert torch.allclose(ours, _lrn_by_the_formula(a), rtol=1e-6)
+    # torch divides alpha by n: the same function with alpha * n
+    torch_lrn = nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+    assert torch.allclose(ours, torch_lrn(a), rtol=1e-6)
+    # groups=2: each half of the maps normalised on its own (one GPU each)
+    grouped = LocalResponseNorm(groups=2).double()(a)
+    expected = torch.cat([_lrn_by_the_formula(a[:, :6]), _lrn_by_the_formula(a[:, 6:])], 1)
+    assert torch.allclose(grouped, expected, rtol=1e-6)
+    # channels_last input gives the same numbers
+    assert torch.allclose(LocalResponseNorm()(a.float().contiguous(memory_format=torch.channels_last)),
+                          ours.float(), rtol=1e-5)
+
+
+def test_four_layer_net_of_fig_1():
+    relu, tanh = FourLayerNet("relu"), FourLayerNet("tanh")
+    assert _parameters(relu) == 2_432 + 25_632 + 51_264 + 10_250 == 89_578
+    tanh.load_state_dict(relu.state_dict())
+    x = torch.rand(3, 3, 32, 32)
+    assert relu(x).shape == (3, 10) and not torch.allclose(relu(x), tanh(x))
+    with pytest.raises(ValueError):
+        FourLayerNet("sigmoid")
+    assert all(torch.all(m.bias == 0) for m in (relu.conv1, relu.conv2, relu.conv3, relu.fc))
+
+
+def _history(chunks_per_epoch):
+    """Each epoch a list of per-batch error counts with 10 batches of 100 examples."""
+    return [{"batches": {"n": [100] * len(e), "errors": list(e)}} for e in chunks_per_epoch]
+
+
+def test_crossing_point_on_a_hand_made_sequence():
+    h = _history([[60] * 10, [40, 35, 30, 27, 26, 25, 24, 20, 20, 20]])
+    points = train.chunk_errors(h)
+    assert len(points) == 20 and points[0] == (pytest.approx(0.1), 60.0)
+    # 25% is not below 25%; the first chunk below is the 7th of epoch 2 -> 1.7 epochs
+    assert train.crossing_epoch(h) == pytest.approx(1.7)
+    assert train.crossing_epoch(h, target=10.0) is None
+    # 20 batches per epoch: chunks of two batches, pooled
+    h2 = [{"batches": {"n": [100] * 20, "errors": [30, 10] + [50] * 18}}]
+    assert train.crossing_epoch(h2) == pytest.approx(0.1)
+
+
+def test_ratio_is_a_lower_bound_when_tanh_hits_the_cap():
+    runs = [{"activation": "relu", "seed": s, "epochs_to_target": e, "capped": False} for s, e in ((0, 5.0), (1, 6.0))]
+    runs += [{"activation": "tanh", "seed": 0, "epochs_to_target": 30.0, "capped": False},
+             {"activation": "tanh", "seed": 1, "epochs_to_target": 60.0, "capped": True}]
+    s = train.summarize_runs(runs)
+    assert s["ratio_of_means"] == pytest.approx(45.0 / 5.5)
+    assert s["per_seed_ratios"] == pytest.approx([6.0, 10.0]) and s["mean_of_ratios"] == pytest.approx(8.0)
+    assert s["ratio_is_lower_bound"] and not s["relu_capped"]
+
+
+def test_imagenet_augmentation_keeps_shapes_and_labels():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 3, 7, 9])
+    x = (labels * 20 + 30).to(torch.uint8)[:, None, None, None].expand(4, 3, 256, 256).contiguous()
+    crops = random_crop_flip(x, pad=0, size=224, generator=g)
+    assert crops.shape == (4, 3, 224, 224) and torch.equal(crops[:, :, 0, 0], x[:, :, 0, 0])
+    eigvec, _ = torch.linalg.qr(torch.randn(3, 3, generator=g))
+    eigval = torch.tensor([0.2, 0.02, 0.005])
+    lit = train.pca_lighting(crops.float() / 255, eigval, eigvec, generator=g)
+    shift = lit - crops.float() / 255
+    assert lit.shape == crops.shape and torch.allclose(shift, shift[:, :, :1, :1].expand_as(shift))  # one per image
+    assert shift.abs().max() < 0.2
+    assert all(c.shape == (4, 3, 224, 224) for c in train.ten_crops(x, 224)) and len(train.ten_crops(x, 224)) == 10
+
+    class ReadsTheLabel(nn.Module):  # predicts the class written into the pixels: no error iff labels stay aligned
+        def forward(self, images):
+            k = ((images.mean((1, 2, 3)) * 255 - 30) / 20).round().long()
+            return nn.functional.one_hot(k.clamp(0, 9), 10).float()
+
+    step = train.imagenet_step(eigval * 0.01, eigvec, 224, "cpu", channels_last=False)
+    model = ReadsTheLabel()
+    for mode in (True, False):
+        model.train(mode)
+        _, sums = step(model, (x, labels))
+        assert sums["n"] == 4 and sums["errors"] == 0 and sums["top5_errors"] == 0
+
+
+def _fake_image_folder(root, classes=("cat", "dog"), per_class=4):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class if split == "train" else 2):
+                pixels = torch.randint(0, 256, (40, 52, 3), generator=g, dtype=torch.uint8).numpy()
+                Image.fromarray(pixels).save(root / split / c / f"{i}.jpg")
+    return root
+
+
+def test_imagenet_path_end_to_end_on_a_tiny_image_folder(tmp_path):
+    root = _fake_image_folder(tmp_path / "tiny")
+    out = tmp_path / "out"
+    common = ["--dataset", "imagenet", "--data-dir", str(root), "--batch-size", "4", "--workers", "0",
+              "--out", str(out), "--no-progress", "--pca-images", "4"]
+    assert train.main(common + ["--epochs", "1"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["model"]["class"] == "AlexNet" and record["classes"] == 2 and record["epochs"] == 1
+    assert {m["name"] for m in record["metrics"]} == {"top1_error_pct", "top5_error_pct"}
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["model"]["fc8.weight"].shape == (2, 4096)
+    assert train.main(common + ["--epochs", "2", "--resume", "--ten-crop"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    state = load_checkpoint(out / "model.pt")
+    model = AlexNet(num_classes=2)
+    model.load_state_dict(state)
+    assert model(torch.rand(1, 3, 224, 224)).shape == (1, 2)
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory):
+    from common.data import ensure_dataset
+
+    require_mirror(*(f.path for f in DATASETS["cifar10"]))
+    root = tmp_path_factory.mktemp("data")
+    ensure_dataset("cifar10", root)
+    return root
+
+
+def test_fig1_quick_end_to_end(cifar_root, tmp_path):
+    out = tmp_path / "quick"
+    assert train.main(["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["quick"] and record["seeds"] == [0] and (out / "fig1.png").exists()
+    runs = {r["activation"]: r for r in record["runs"]}
+    assert set(runs) == {"relu", "tanh"} and all(r["epochs_run"] <= 2 for r in runs.values())
+    history = json.loads((out / "relu-seed0" / "history.json").read_text())
+    assert sum(history[0]["batches"]["n"]) == 1024                     # every training image, batch by batch
+    model = FourLayerNet()
+    model.load_state_dict(load_checkpoint(out / "relu-seed0" / "model.pt"))
+    assert model.normalize.mean.flatten().tolist() != [0.5, 0.5, 0.5]   # the training set's statistics travel along
+    # --resume reads finished runs back instead of training them again
+    assert train.main(["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress", "--resume"]) == 0
+
+
+def test_lr_sweep_quick(cifar_root, tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["--quick", "--select-lr", "--activation", "relu", "--lr-grid", "0.01", "0.03",
+            "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]
+    assert train.main(argv) == 0
+    sweep = json.loads((out / "lr_sweep.json").read_text())
+    assert sweep["grid"] == [0.01, 0.03] and sweep["epochs"] == 1 and len(sweep["runs"]) == 2
+    best = min(sweep["runs"], key=lambda r: r["val_error_pct"])
+    assert sweep["chosen"] == {"relu": best["lr"]}

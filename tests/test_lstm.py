@@ -1,0 +1,170 @@
+import json
+
+import pytest
+import torch
+
+from common.tasks import adding_problem, encode_reber, reber_sets
+from common.training import load_checkpoint
+from RNN.lstm import train
+from RNN.lstm.model import (PAPER_WEIGHTS, LSTM1997, ModernLSTM, adding_config, count_parameters, g, h,
+                            reber_config)
+
+
+def test_weight_counts_are_the_papers():
+    """Table 1 (264 and 276 weights, embedded Reber) and Table 7 (93 weights, adding problem)."""
+    for (task, blocks, size), paper in PAPER_WEIGHTS.items():
+        config = (reber_config if task == "reber" else adding_config)(blocks, size)
+        assert count_parameters(LSTM1997(config)) == paper
+
+
+def test_squashing_ranges_and_initialisation():
+    x = torch.linspace(-50, 50, 1001)
+    assert g(x).min() >= -2 and g(x).max() <= 2 and g(torch.tensor(0.0)) == 0
+    assert h(x).min() >= -1 and h(x).max() <= 1 and h(torch.tensor(0.0)) == 0
+    reber = LSTM1997(reber_config())
+    assert reber.gate_bias[3:].tolist() == [-1.0, -2.0, -3.0]          # output gates of blocks 1-3
+    assert reber.W.abs().max() <= 0.2 and reber.U.abs().max() <= 0.2 and reber.cell_bias is None
+    adding = LSTM1997(adding_config())
+    assert adding.gate_bias[:2].tolist() == [-3.0, -6.0]               # input gates
+    assert all(p.abs().max() <= 0.1 for n, p in adding.named_parameters() if n != "gate_bias")
+
+
+def _y_sequence(model, x):
+    """The hidden activations y(t) of a recorded run, in the model's unit order (cells, in gates, out gates)."""
+    _, tr = model(x, record=True)
+    return torch.cat([tr["yc"], tr["in"], tr["out"]], dim=-1)
+
+
+def _by_hand(model, params, x, y_prev_fixed):
+    """Sec. 4's equations written out again, with y(t-1) given as constants: the function whose exact
+    derivative is the paper's truncated gradient."""
+    W, U, gate_bias, cell_bias, out_w, out_b = params
+    B, S = model.config.blocks, model.config.cells_per_block
+    C = B * S
+    s = torch.zeros(x.shape[0], C, dtype=x.dtype)
+    outs = []
+    for t in range(x.shape[1]):
+        yp = y_prev_fixed[:, t]
+        net = x[:, t] @ W.T + yp @ U.T + torch.cat([cell_bias, gate_bias])
+        y_in, y_out = torch.sigmoid(net[:, C:C + B]), torch.sigmoid(net[:, C + B:])
+        s = s + y_in.repeat_interleave(S, 1) * (4 * torch.sigmoid(net[:, :C]) - 2)
+        yc = y_out.repeat_interleave(S, 1) * (2 * torch.sigmoid(s) - 1)
+        outs.append(torch.sigmoid(yc @ out_w.T + out_b))
+    return torch.stack(outs, 1)
+
+
+def test_truncated_gradient_equals_finite_differences():
+    torch.manual_seed(0)
+    model = LSTM1997(adding_config(), truncated=True).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(-1, 1)                                            # larger weights: a stiffer test
+    x, target, _ = adding_problem(3, 10, torch.Generator().manual_seed(0))
+    x = x[:, :10].double()
+    target = target.double()
+    loss = 0.5 * ((model(x)[:, -1, 0] - target) ** 2).sum()
+    loss.backward()
+    with torch.no_grad():
+        y = _y_sequence(model, x)
+    y_prev = torch.cat([torch.zeros_like(y[:, :1]), y[:, :-1]], 1)
+    params = [model.W, model.U, model.gate_bias, model.cell_bias, model.out.weight, model.out.bias]
+
+    def E(ps):
+        return 0.5 * ((_by_hand(model, ps, x, y_prev)[:, -1, 0] - target) ** 2).sum()
+
+    with torch.no_grad():
+        assert torch.allclose(_by_hand(model, params, x, y_prev), model(x))   # the same forward pass
+        eps = 1e-6
+        for k, p in enumerate(params):
+            for idx in [tuple(int(torch.randint(0, n, ())) for n in p.shape) for _ in range(6)]:
+                plus = [q.clone() for q in params]
+                minus = [q.clone() for q in params]
+                plus[k][idx] += eps
+                minus[k][idx] -= eps
+                numeric = (E(plus) - E(minus)) / (2 * eps)
+                assert p.grad[idx].item() == pytest.approx(numeric.item(), rel=1e-5, abs=1e-9)
+
+
+def test_full_gradient_option_passes_gradcheck_and_differs_from_truncation():
+    torch.manual_seed(0)
+    full = LSTM1997(reber_config(2, 1), truncated=False).double()
+    x = torch.randn(2, 5, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda inp: full(inp), (x,))
+    trunc = LSTM1997(reber_config(2, 1), truncated=True).double()
+    trunc.load_state_dict(full.state_dict())
+    x = x.detach()
+    assert torch.allclose(full(x), trunc(x))                              # truncation changes gradients only
+    gf = torch.autograd.grad(full(x)[:, -1].sum(), full.U)[0]
+    gt = torch.autograd.grad(trunc(x)[:, -1].sum(), trunc.U)[0]
+    assert not torch.allclose(gf, gt)
+
+
+def test_the_cec_carries_error_back_across_the_sequence():
+    torch.manual_seed(0)
+    model = LSTM1997(adding_config(), truncated=True)
+    x = torch.zeros(1, 50, 2, requires_grad=True)
+    model(x)[0, -1, 0].backward()
+    assert x.grad[0, 0].abs().sum() > 0        # the first input still matters 49 steps later, via s_c only
+
+
+def test_record_gives_gates_and_cell_states():
+    model = LSTM1997(adding_config())
+    out, tr = model(torch.randn(2, 7, 2), record=True)
+    assert out.shape == (2, 7, 1)
+    assert tr["in"].shape == (2, 7, 2) and tr["s"].shape == (2, 7, 4) and tr["yc"].shape == (2, 7, 4)
+    assert ModernLSTM(adding_config())(torch.randn(2, 7, 2)).shape == (2, 7, 1)
+
+
+def test_loss_falls_on_a_tiny_reber_set():
+    torch.manual_seed(0)
+    model = LSTM1997(reber_config())
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    data = encode_reber(reber_sets(32, torch.Generator().manual_seed(0)))
+    before = train.reber_loss(model, *data).item()
+    for _ in range(150):
+        opt.zero_grad()
+        train.reber_loss(model, *data).backward()
+        opt.step()
+    assert train.reber_loss(model, *data).item() < 0.6 * before
+
+
+def _quick(tmp_path, *extra):
+    assert train.main(["--quick", "--no-progress", "--out", str(tmp_path), *extra]) == 0
+    return json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_quick_run_end_to_end_and_repeatable(tmp_path):
+    a = _quick(tmp_path / "a")
+    b = _quick(tmp_path / "b")
+    assert [m["name"] for m in a["metrics"]] == ["adding_T20_1997_test_wrong", "reber_1997_trials_solved"]
+    assert a["metrics"] == b["metrics"] and a["details"]["rows"] == b["details"]["rows"]
+    for task in ("adding", "reber"):
+        for name in ("model.pt", "history.json", "curves.png"):
+            assert (tmp_path / "a" / f"{task}-1997" / name).exists()
+    sa = load_checkpoint(tmp_path / "a" / "adding-1997" / "model.pt")
+    sb = load_checkpoint(tmp_path / "b" / "adding-1997" / "model.pt")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_modern_cell_quick(tmp_path):
+    rec = _quick(tmp_path, "--cell", "modern", "--task", "adding")
+    assert rec["metrics"][0]["name"] == "adding_T20_modern_test_wrong"
+
+
+def test_resume_continues_the_adding_run_exactly(tmp_path):
+    args = ["--task", "adding", "--checkpoint-every", "30"]
+    _quick(tmp_path / "once", *args, "--max-sequences", "60")
+    _quick(tmp_path / "twice", *args, "--max-sequences", "30")
+    rec = _quick(tmp_path / "twice", *args, "--max-sequences", "60", "--resume")
+    assert rec["runs"]["adding-1997"]["sequences"] == 60
+    a = load_checkpoint(tmp_path / "once" / "adding-1997" / "model.pt")
+    b = load_checkpoint(tmp_path / "twice" / "adding-1997" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_input_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--T", "5"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--cell", "gru"])
+    assert train.main(["--task", "adding", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
