@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from common.cli import base_parser, output_dir, positive_float, positive_int
+from common.cli import base_parser, output_dir, positive_int
 from common.data import DataError, TensorLoader, load_mnist, to_unit_float
 from common.plots import plot_history
 from common.results import git_commit, metric, write_metrics
@@ -124,7 +124,8 @@ def pretrain(rbms, data: torch.Tensor, args, out: Path, device) -> list[dict]:
                         p.add_(incs[name])
                 err += e * len(vb)
                 n += len(vb)
-            rec = {"rbm": k + 1, "pass": epoch + 1, "recon_sq_err": err / n, "time_s": round(time.perf_counter() - t0, 3)}
+            rec = {"rbm": k + 1, "pass": epoch + 1, "recon_sq_err": err / n,
+                   "time_s": round(time.perf_counter() - t0, 3)}
             history.append(rec)
             if not torch.isfinite(rbm.w).all():
                 raise NonFiniteLossError(f"RBM {k + 1} diverged in pass {epoch + 1}; try a lower learning rate")
@@ -228,8 +229,8 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if pretrain_history:
-        plot_history([{"epoch": i + 1, "train_recon_sq_err": h["recon_sq_err"]} for i, h in enumerate(pretrain_history)],
-                     out / "pretrain_curves.png", keys=("recon_sq_err",))
+        passes = [{"epoch": i + 1, "train_recon_sq_err": h["recon_sq_err"]} for i, h in enumerate(pretrain_history)]
+        plot_history(passes, out / "pretrain_curves.png", keys=("recon_sq_err",))
 
     test = evaluate(model, test_loader, reconstruction_step, device)
     train_eval = evaluate(model, TensorLoader(data.train_x, batch_size=1000, device=device, transform=flat_pixels),
@@ -258,7 +259,8 @@ def main(argv=None) -> int:
         time_s={"pretraining": round(pretrain_time, 1), "fine_tuning": round(fine_tune_time, 1)},
         hyperparameters={"layers": list(layers), "pretrain_epochs": 0 if args.no_pretrain else args.pretrain_epochs,
                          "rbm_batch_size": args.rbm_batch_size, "rbm_lr": RBM_LR, "momentum": list(MOMENTUM),
-                         "weight_cost": WEIGHT_COST, "optimizer": "Adam", "lr": args.lr, "schedule": "cosine to 0", "epochs": epochs,
+                         "weight_cost": WEIGHT_COST, "optimizer": "Adam", "lr": args.lr, "schedule": "cosine to 0",
+                         "epochs": epochs,
                          "batch_size": args.batch_size, "n_train": len(data.train_x), "n_val": len(data.val_x)},
     )
     results = PAPER_DIR / "results"

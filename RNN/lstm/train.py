@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--cells-per-block", type=positive_int, default=None, help="cells per block (default: the paper's)")
     p.add_argument("--checkpoint-every", type=positive_int, default=20_000,
                    help="adding problem: save a checkpoint every this many training sequences")
+    p.add_argument("--workers", type=positive_int, default=2,
+                   help="embedded Reber on the CPU: trials run side by side in this many processes")
     p.add_argument("--eval-every", type=positive_int, default=1000,
                    help="embedded Reber: test the success criterion every this many training sequences")
     args = p.parse_args(argv)
@@ -229,14 +231,42 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
             "curve": curve, "model": model}
 
 
+def _reber_trial_cpu(cell: str, seed: int, args) -> dict:
+    """A trial in a worker process: one thread each (the net is tiny; the cost is per-step overhead)."""
+    torch.set_num_threads(1)
+    r = reber_trial(cell, seed, args, torch.device("cpu"))
+    r["model"] = r["model"].state_dict()
+    return r
+
+
 def train_reber(cell: str, args, out: Path, device) -> dict:
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     from tqdm.auto import tqdm
-    trials = []
-    for seed in tqdm(range(args.seed, args.seed + args.trials), desc=f"reber-{cell}", disable=args.no_progress):
-        r = reber_trial(cell, seed, args, device)
-        tqdm.write(f"reber-{cell} trial {seed}: {'solved' if r['solved'] else 'NOT solved'} after "
-                   f"{r['sequences']:,} sequences ({r['train_time_s']:.0f} s)")
-        trials.append(r)
+    seeds = range(args.seed, args.seed + args.trials)
+    bar = tqdm(total=len(seeds), desc=f"reber-{cell}", disable=args.no_progress)
+    if device.type == "cpu" and args.workers > 1:
+        # Trials are independent and seeded one by one, so running them side by side changes nothing
+        # but the wall time.
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_reber_trial_cpu, cell, seed, args) for seed in seeds]
+            trials = []
+            for fut in futures:
+                r = fut.result()
+                model = make_model("reber", cell, args)
+                model.load_state_dict(r["model"])
+                trials.append({**r, "model": model})
+                bar.update()
+    else:
+        trials = []
+        for seed in seeds:
+            trials.append(reber_trial(cell, seed, args, device))
+            bar.update()
+    bar.close()
+    for r in trials:
+        print(f"reber-{cell} trial {r['seed']}: {'solved' if r['solved'] else 'NOT solved'} after "
+              f"{r['sequences']:,} sequences ({r['train_time_s']:.0f} s)")
     best = next((r for r in trials if r["solved"]), trials[0])
     atomic_save(best["model"].state_dict(), out / "model.pt")
     write_json([{k: v for k, v in r.items() if k != "model"} for r in trials], out / "history.json")
