@@ -43,7 +43,7 @@ PAPER_SPEEDUP, SPEEDUP_BAND = 6.0, (4.0, None)   # "six times faster"; we check 
 
 # Constant learning rates of SGD (momentum 0.9, batch 128), one per activation, chosen by --select-lr
 # on the validation split. TODO(lead): replace with the values `--select-lr` writes to results/lr_sweep.json.
-DEFAULT_LR = {"relu": 0.01, "tanh": 0.01}
+DEFAULT_LR = {"relu": 0.03, "tanh": 0.03}
 LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 SWEEP_EPOCHS = 4
 
