@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -8,6 +9,7 @@ from common.training import load_checkpoint
 from RNN.lstm import train
 from RNN.lstm.model import (PAPER_WEIGHTS, LSTM1997, ModernLSTM, adding_config, count_parameters, g, h,
                             reber_config)
+from RNN.lstm.online import OnlineLSTM1997
 
 
 def test_weight_counts_are_the_papers():
@@ -168,3 +170,47 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["--cell", "gru"])
     assert train.main(["--task", "adding", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
+
+
+def test_numpy_closed_form_equals_autograd_of_the_truncated_cell():
+    """RNN/lstm/online.py (the paper's algorithm in closed form) gives autograd's truncated gradient."""
+    torch.manual_seed(0)
+    for config in (adding_config(), reber_config()):
+        model = LSTM1997(config).double()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.5)         # away from the initial closed gates
+        x = torch.rand(1, 12, config.n_in, dtype=torch.float64)
+        target = torch.rand(1, 12, config.n_out, dtype=torch.float64)
+        mask = (torch.rand(1, 12, 1) > 0.3).double()
+        (0.5 * ((model(x) - target) ** 2 * mask).sum()).backward()
+        online = OnlineLSTM1997(model)
+        out, cache = online.forward(x[0].numpy())
+        np.testing.assert_allclose(out, model(x)[0].detach().numpy(), rtol=1e-12, atol=1e-12)
+        grads = online.gradients(cache, (out - target[0].numpy()) * mask[0].numpy())
+        assert set(grads) == {name for name, _ in model.named_parameters()}
+        for name, p in model.named_parameters():
+            np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_numpy_update_changes_the_model_in_place_and_refuses_full_gradient():
+    model = LSTM1997(adding_config())
+    before = model.W.detach().clone()
+    online = OnlineLSTM1997(model)
+    x = np.random.default_rng(0).uniform(-1, 1, (15, 2)).astype(np.float32)
+    target, mask = np.zeros((15, 1), np.float32), np.zeros((15, 1), np.float32)
+    target[-1], mask[-1] = 0.9, 1.0
+    online.sgd_step(x, target, mask, lr=0.5)
+    assert not torch.equal(model.W.detach(), before)
+    with pytest.raises(ValueError, match="truncated"):
+        OnlineLSTM1997(LSTM1997(adding_config(), truncated=False))
+
+
+def test_online_engine_and_autograd_train_the_same_weights(tmp_path):
+    common = ["--task", "adding", "--T", "20", "--max-sequences", "60", "--test-size", "16", "--no-progress"]
+    assert train.main(common + ["--out", str(tmp_path / "np")]) == 0
+    assert train.main(common + ["--autograd", "--out", str(tmp_path / "ag")]) == 0
+    a = load_checkpoint(tmp_path / "np" / "adding-1997" / "model.pt")
+    b = load_checkpoint(tmp_path / "ag" / "adding-1997" / "model.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
