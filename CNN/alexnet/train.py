@@ -31,7 +31,7 @@ from common.data import DataError, TensorLoader, channel_stats, load_cifar10, ra
 from common.results import git_commit, metric, write_metrics
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
                              resolve_device, seed_everything, write_json)
-from CNN.alexnet.model import AlexNet, FourLayerNet, alexnet_layer_table, four_layer_table
+from CNN.alexnet.model import PIXEL_SCALE, AlexNet, FourLayerNet, alexnet_layer_table, four_layer_table
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks"
@@ -68,6 +68,9 @@ def parse_args(argv=None):
                         "with the lowest validation error; writes lr_sweep.json")
     p.add_argument("--lr-grid", type=positive_float, nargs="+", default=list(LR_GRID), help="learning rates to sweep")
     p.add_argument("--sweep-epochs", type=positive_int, default=SWEEP_EPOCHS, help="epochs per sweep run")
+    p.add_argument("--pixel-scale", choices=["unit", "raw"], default="unit",
+                   help="Fig. 1 input: unit = per-channel mean/std of the training images; raw = only the mean "
+                        "subtracted, pixels on the 0-255 scale (the paper's Sec. 2 preprocessing)")
     p.add_argument("--init-std", type=positive_float, default=0.01,
                    help="Fig. 1: std of the Gaussian initial weights (Sec. 5's 0.01), both activations")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (slower on this CPU)")
@@ -173,7 +176,8 @@ def train_run(activation: str, seed: int, lr: float, data, stats, args, out: Pat
         return json.loads(done.read_text())
     seed_everything(seed)
     channels_last = not args.no_channels_last
-    model = FourLayerNet(activation, mean=stats[0].tolist(), std=stats[1].tolist(), init_std=args.init_std).to(device)
+    std = stats[1].tolist() if args.pixel_scale == "unit" else [PIXEL_SCALE] * 3
+    model = FourLayerNet(activation, mean=stats[0].tolist(), std=std, init_std=args.init_std).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_loader, val_loader, test_loader = _loaders(data, args, seed, device, channels_last)
@@ -235,6 +239,7 @@ def select_lr(data, stats, args, out: Path, device, activations) -> dict:
     sweep = {"criterion": f"lowest validation error after {args.sweep_epochs} epochs",
              "grid": args.lr_grid, "epochs": args.sweep_epochs, "seed": args.seed,
              "train_images": len(data.train_y), "val_images": len(data.val_y), "amp": args.amp,
+             "pixel_scale": args.pixel_scale,
              "runs": [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in r.items()}
                       for r in runs], "chosen": chosen}
     write_json(sweep, out / "lr_sweep.json")
@@ -300,7 +305,8 @@ def fig1_main(args, device, out: Path, commit: str) -> int:
         hyperparameters={"optimizer": "SGD(momentum=0.9)", "batch_size": args.batch_size, "weight_decay": 0,
                          "dropout": 0, "augmentation": "none", "max_epochs": epochs, "amp": args.amp,
                          "channels_last": not args.no_channels_last, "lr": {r["activation"]: r["lr"] for r in runs},
-                         "n_train": len(data.train_y), "init": f"weights N(0, {args.init_std:g}), biases 0"},
+                         "n_train": len(data.train_y), "init": f"weights N(0, {args.init_std:g}), biases 0",
+                         "pixel_scale": args.pixel_scale},
     )
     for act in activations:
         s = summary[act]
