@@ -91,6 +91,14 @@ def _band(b) -> str:
     return f">= {_fmt(b[0])}" if b[1] is None else f"{_fmt(b[0])} - {_fmt(b[1])}"
 
 
+def print_metrics(metrics: list[dict], out) -> None:
+    """A line per checked number (ours, the paper's, the band, the verdict), then where results went."""
+    for m in metrics:
+        verdict = "PASSED" if m["passed"] else "outside the band"
+        print(f"{m['name']}: {_fmt(m['ours'])} (paper {_fmt(m['paper'])}, band {_band(m['band'])}): {verdict}")
+    print(f"results in {out}")
+
+
 def paper_table(record: dict) -> str:
     rows = ["| Metric | Split | Paper | Band | Ours | Passed |", "|---|---|---|---|---|---|"]
     for m in record["metrics"]:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from common.cli import base_parser, output_dir, positive_int
-from common.results import git_commit, metric, write_metrics
+from common.results import git_commit, metric, print_metrics, write_metrics
 from common.tasks import LETTER_FEATURE_NAMES, letter_sequence, temporal_xor
 from common.training import (NonFiniteLossError, atomic_save, describe_device, load_checkpoint, resolve_device,
                              rng_state, seed_everything, set_rng_state, write_json)
@@ -248,10 +248,7 @@ def main(argv=None) -> int:
                   quick=args.quick, tasks=summaries,
                   hyperparameters={"optimizer": f"online gradient descent, lr {args.lr}, one update per step",
                                    "loss": "1/2 squared error"})
-    for m in metrics:
-        print(f"{m['name']}: {m['ours']} (band {m['band'][0]}-{m['band'][1]}): "
-              f"{'PASSED' if m['passed'] else 'outside the band'}")
-    print(f"results in {out}")
+    print_metrics(metrics, out)
     return 0
 
 

@@ -20,7 +20,7 @@ import torch
 
 from common.cli import base_parser, output_dir, positive_int
 from common.data import POLYPHONIC, DataError, Sequences, TensorLoader, load_polyphonic
-from common.results import git_commit, metric, write_metrics
+from common.results import git_commit, metric, print_metrics, write_metrics
 from common.training import (NonFiniteLossError, atomic_save, describe_device, evaluate, fit, resolve_device,
                              seed_everything)
 from RNN.gru.model import MusicRNN, count_parameters, frame_nll
@@ -141,10 +141,7 @@ def main(argv=None) -> int:
                          "weight_noise": args.weight_noise, "clip": args.clip, "patience": args.patience,
                          "max_epochs": args.epochs},
     )
-    for m in metrics:
-        print(f"{m['name']}: {m['ours']:.3f} (paper {m['paper']}, band {m['band'][0]}-{m['band'][1]}): "
-              f"{'PASSED' if m['passed'] else 'outside the band'}")
-    print(f"results in {out}")
+    print_metrics(metrics, out)
     return 0
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from common.cli import base_parser, output_dir, positive_int
-from common.results import git_commit, metric, write_metrics
+from common.results import git_commit, metric, print_metrics, write_metrics
 from common.tasks import (ADDING_TOLERANCE, adding_problem, encode_reber, reber_correct, reber_sets)
 from common.training import (NonFiniteLossError, atomic_save, describe_device, load_checkpoint, resolve_device,
                              rng_state, seed_everything, set_rng_state, write_json)
@@ -397,10 +397,7 @@ def main(argv=None) -> int:
         hyperparameters={"optimizer": "SGD (no momentum)", "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T},
     )
-    for m in metrics:
-        print(f"{m['name']}: {m['ours']} (paper {m['paper']}, band {m['band'][0]}-{m['band'][1]}): "
-              f"{'PASSED' if m['passed'] else 'outside the band'}")
-    print(f"results in {out}")
+    print_metrics(metrics, out)
     return 0
 
 
