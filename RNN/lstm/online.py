@@ -27,7 +27,8 @@ from RNN.lstm.model import LSTM1997
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):                      # exp overflow gives exactly 0, which is right
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 class OnlineLSTM1997:
@@ -96,6 +97,55 @@ class OnlineLSTM1997:
         if "cell_bias" in p:
             grads["cell_bias"] = d_cell.sum(0)
         return grads
+
+    def online_sequence(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float
+                        ) -> tuple[float, np.ndarray]:
+        """Present one sequence and change the weights at every time step with an error, as the paper's
+        online algorithm does (App. A.1): the partials ds_c/dw of the cell and input-gate weights are carried
+        forward in time (truncated, so only along the CEC: O(weights) per step), and each step's error is
+        turned into an update at once. E = 1/2 sum over masked (step, unit) of (y - target)^2; returns E and
+        the outputs as they were when produced. With an error at the last step only, the result equals one
+        :meth:`sgd_step` (a test checks it)."""
+        p, C, B, S = self.params, self.C, self.B, self.S
+        n_in, H = p["W"].shape[1], p["U"].shape[0]
+        dt = p["W"].dtype
+        y, s = np.zeros(H, dt), np.zeros(C, dt)
+        P = np.zeros((C, n_in + H + 1), dt)   # ds_c / d(weights into cell c), inputs [x, y(t-1), 1]
+        Q = np.zeros((C, n_in + H + 1), dt)   # ds_c / d(weights into the input gate of c's block)
+        outs, E = [], 0.0
+        for t in range(len(x)):
+            z = np.concatenate([x[t], y, np.ones(1, dt)])
+            act = _sigmoid(p["W"] @ x[t] + p["U"] @ y + self._bias())
+            y_in, y_out, sig_c = act[C:C + B], act[C + B:], act[:C]
+            g_c, y_in_c = 4.0 * sig_c - 2.0, np.repeat(y_in, S)
+            P += (y_in_c * 4.0 * sig_c * (1.0 - sig_c))[:, None] * z
+            Q += (g_c * np.repeat(y_in * (1.0 - y_in), S))[:, None] * z
+            s = s + y_in_c * g_c
+            sig_s = _sigmoid(s)
+            y_out_c = np.repeat(y_out, S)
+            yc = y_out_c * (2.0 * sig_s - 1.0)
+            net_k = p["out.weight"] @ yc + (p["out.bias"] if "out.bias" in p else 0.0)
+            y_k = _sigmoid(net_k)
+            outs.append(y_k)
+            err = (y_k - target[t]) * mask[t]
+            if err.any():
+                E += 0.5 * float(err @ err)
+                delta_k = err * y_k * (1.0 - y_k)
+                e_c = p["out.weight"].T @ delta_k
+                dS = e_c * y_out_c * 2.0 * sig_s * (1.0 - sig_s)
+                d_out = (e_c * (2.0 * sig_s - 1.0)).reshape(B, S).sum(1) * y_out * (1.0 - y_out)
+                rows = np.concatenate([dS[:, None] * P, (dS[:, None] * Q).reshape(B, S, -1).sum(1),
+                                       d_out[:, None] * z])                    # H x (n_in + H + 1)
+                p["W"] -= lr * rows[:, :n_in]
+                p["U"] -= lr * rows[:, n_in:n_in + H]
+                p["gate_bias"] -= lr * rows[C:, -1]
+                if "cell_bias" in p:
+                    p["cell_bias"] -= lr * rows[:C, -1]
+                p["out.weight"] -= lr * np.outer(delta_k, yc)
+                if "out.bias" in p:
+                    p["out.bias"] -= lr * delta_k
+            y = np.concatenate([yc, y_in, y_out])
+        return E, np.array(outs)
 
     def sgd_step(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
         """One update on one sequence for E = 1/2 sum over masked (step, unit) of (y - target)^2.

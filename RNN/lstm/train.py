@@ -148,7 +148,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
             n = int(lengths[0])
             target, mask = np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32)
             target[-1], mask[-1] = float(y[0]), 1.0
-            loss, y_hat = online.sgd_step(x[0, :n].numpy(), target, mask, lr)
+            loss, y_hat = online.online_sequence(x[0, :n].numpy(), target, mask, lr)
             err = torch.tensor([y_hat[-1, 0] - float(y[0])])
             check_finite(torch.tensor(loss), f"sequence {seen + 1}")
         else:
@@ -243,7 +243,7 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
         if online is not None:                              # the same update, by the closed form
             i = int(pick[0])
             target = np_targets[i, :n]
-            loss = torch.tensor(online.sgd_step(np_inputs[i, :n], target, np.ones_like(target), lr)[0])
+            loss = torch.tensor(online.online_sequence(np_inputs[i, :n], target, np.ones_like(target), lr)[0])
             check_finite(loss, f"trial {seed}, sequence {seen + 1}")
         else:
             loss = reber_loss(model, train[0][pick, :n], train[1][pick, :n], train[2][pick])
