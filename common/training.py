@@ -104,6 +104,13 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+def resume_checkpoint(path: str | os.PathLike | None, map_location="cpu") -> dict:
+    """The checkpoint a ``--resume`` continues from; a clear FileNotFoundError when there is none."""
+    if path is None or not Path(path).exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    return load_checkpoint(path, map_location)
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     with atomic_target(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
@@ -218,9 +225,7 @@ def fit(
     start_epoch = 0
     best = {"value": math.inf, "epoch": 0, "model": None}
     if resume:
-        if checkpoint_path is None or not Path(checkpoint_path).exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        ckpt = load_checkpoint(checkpoint_path, map_location=device)
+        ckpt = resume_checkpoint(checkpoint_path, map_location=device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:

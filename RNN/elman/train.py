@@ -27,7 +27,7 @@ import torch
 from common.cli import base_parser, output_dir, positive_int
 from common.results import git_commit, metric, print_metrics, write_metrics
 from common.tasks import LETTER_FEATURE_NAMES, letter_sequence, temporal_xor
-from common.training import (NonFiniteLossError, atomic_save, describe_device, load_checkpoint, resolve_device,
+from common.training import (NonFiniteLossError, atomic_save, describe_device, resolve_device, resume_checkpoint,
                              rng_state, seed_everything, set_rng_state, write_json)
 from RNN.elman.model import PAPER_SIZES, SRN, count_parameters
 
@@ -171,9 +171,7 @@ def train_task(task: str, args, out: Path, device) -> tuple[list[dict], dict]:
     history, start = [], 0
     ckpt_path = out / "checkpoint.pt"
     if args.resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = load_checkpoint(ckpt_path, map_location=device)
+        ck = resume_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(ck["model"])
         set_rng_state(ck["rng"])
         start = int(ck["epoch"])

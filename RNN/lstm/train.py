@@ -32,7 +32,7 @@ import torch
 from common.cli import base_parser, output_dir, positive_int
 from common.results import git_commit, metric, print_metrics, write_metrics
 from common.tasks import (ADDING_TOLERANCE, adding_problem, encode_reber, reber_correct, reber_sets)
-from common.training import (NonFiniteLossError, atomic_save, describe_device, load_checkpoint, resolve_device,
+from common.training import (NonFiniteLossError, atomic_save, describe_device, resolve_device, resume_checkpoint,
                              rng_state, seed_everything, set_rng_state, write_json)
 from RNN.lstm.model import LSTM1997, adding_config, build, config_dict, count_parameters, reber_config
 from RNN.lstm.online import OnlineLSTM1997
@@ -126,9 +126,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     seen, history, stopped, t_train = 0, [], False, 0.0
     ckpt_path = out / "checkpoint.pt"
     if args.resume:
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-        ck = load_checkpoint(ckpt_path, map_location=device)
+        ck = resume_checkpoint(ckpt_path, map_location=device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         set_rng_state(ck["rng"])
