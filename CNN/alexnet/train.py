@@ -290,7 +290,9 @@ def fig1_main(args, device, out: Path, commit: str) -> int:
         out, paper=PAPER, metrics=metrics,
         model={"module": "CNN/alexnet/model.py", "class": "FourLayerNet", "kwargs": {"activation": activations[0]},
                "weights": f"{activations[0]}-seed{seeds[0]}/model.pt"},
-        seed=seeds[0], seeds=seeds, epochs=max(r["epochs_run"] for r in runs), wall_time_s=time.perf_counter() - t0,
+        seed=seeds[0], seeds=seeds, epochs=max(r["epochs_run"] for r in runs),
+        # runs read back by --resume count with their own training time
+        wall_time_s=max(time.perf_counter() - t0, sum(r["train_time_s"] for r in runs)),
         device=describe_device(device), commit=commit, quick=args.quick, summary=summary,
         training_error=("error of each training mini-batch in its forward pass (before its update); each epoch "
                         f"split into {CHUNKS} equal chunks of batches; crossing = end of the first chunk below "
