@@ -202,7 +202,7 @@ def test_numpy_update_changes_the_model_in_place_and_refuses_full_gradient():
     x = np.random.default_rng(0).uniform(-1, 1, (15, 2)).astype(np.float32)
     target, mask = np.zeros((15, 1), np.float32), np.zeros((15, 1), np.float32)
     target[-1], mask[-1] = 0.9, 1.0
-    online.sgd_step(x, target, mask, lr=0.5)
+    online.online_sequence(x, target, mask, lr=0.5)
     assert not torch.equal(model.W.detach(), before)
     with pytest.raises(ValueError, match="truncated"):
         OnlineLSTM1997(LSTM1997(adding_config(), truncated=False))

@@ -12,6 +12,7 @@ Target (Fig. 2 caption): average squared reconstruction error per MNIST test ima
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -143,8 +144,6 @@ def pretrain(rbms, data: torch.Tensor, args, out: Path, device) -> list[dict]:
 
 def comparison(results: Path) -> dict | None:
     """Pretrained vs random start (the paper's point), from the two runs' metrics files."""
-    import json
-
     rows = []
     for label, path in (("RBM pretraining (the paper)", results / "metrics.json"),
                         ("random start (--no-pretrain)", results / "no-pretrain" / "metrics.json")):
@@ -160,8 +159,6 @@ def comparison(results: Path) -> dict | None:
 
 def refresh_comparison(results: Path) -> None:
     """Write the pretrained-vs-random table into the main record, whichever run finished last."""
-    import json
-
     main_path = results / "metrics.json"
     if main_path.exists():
         rec = json.loads(main_path.read_text())

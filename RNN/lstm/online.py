@@ -104,8 +104,8 @@ class OnlineLSTM1997:
         online algorithm does (App. A.1): the partials ds_c/dw of the cell and input-gate weights are carried
         forward in time (truncated, so only along the CEC: O(weights) per step), and each step's error is
         turned into an update at once. E = 1/2 sum over masked (step, unit) of (y - target)^2; returns E and
-        the outputs as they were when produced. With an error at the last step only, the result equals one
-        :meth:`sgd_step` (a test checks it)."""
+        the outputs as they were when produced. With an error at the last step only, the update is that of
+        :meth:`gradients` for the whole sequence (a test checks it)."""
         p, C, B, S = self.params, self.C, self.B, self.S
         n_in, H = p["W"].shape[1], p["U"].shape[0]
         dt = p["W"].dtype
@@ -146,12 +146,3 @@ class OnlineLSTM1997:
                     p["out.bias"] -= lr * delta_k
             y = np.concatenate([yc, y_in, y_out])
         return E, np.array(outs)
-
-    def sgd_step(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
-        """One update on one sequence for E = 1/2 sum over masked (step, unit) of (y - target)^2.
-        Returns E and the outputs (before the update)."""
-        out, cache = self.forward(x)
-        err = (out - target) * mask
-        for name, g in self.gradients(cache, err).items():
-            self.params[name] -= lr * g.astype(self.params[name].dtype, copy=False)
-        return 0.5 * float((err * err).sum()), out
