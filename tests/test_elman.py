@@ -115,3 +115,42 @@ def test_bad_input_is_refused(tmp_path):
         from common.tasks import encode_letters
         encode_letters("baz")
     assert train.main(["--task", "xor", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
+
+
+def test_ideal_observer_bound_on_the_xor_bit():
+    """xor_limit.ideal_rms: exactly 1/3 with a window of two bits, never worse with more, and equal to the
+    frequency estimate of P(next | last k bits) on a long generated stream (an independent route)."""
+    from RNN.elman.xor_limit import ideal_rms
+    assert ideal_rms(2) == pytest.approx(1 / 3, abs=1e-12)
+    values = [ideal_rms(k) for k in range(2, 12)]
+    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
+    assert values[-1] < 0.15 < values[-2]            # below the target only with a window of 11 bits
+    k = 5
+    bits = temporal_xor(100_000, torch.Generator().manual_seed(3)).long()
+    windows = torch.stack([bits[i:len(bits) - k + i] for i in range(k)], 1)       # bits t-k+1 .. t
+    codes = (windows * (2 ** torch.arange(k - 1, -1, -1))).sum(1)
+    nxt = bits[k:].float()
+    p_one = torch.zeros(2 ** k).index_add_(0, codes, nxt) / torch.bincount(codes, minlength=2 ** k).clamp(min=1)
+    predictable = (torch.arange(k, len(bits)) % 3) == 2
+    rms = ((p_one[codes] - nxt)[predictable] ** 2).mean().sqrt()
+    assert float(rms) == pytest.approx(ideal_rms(k), abs=0.01)
+    with pytest.raises(ValueError, match="at least the two bits"):
+        ideal_rms(1)
+
+
+def test_xor_limit_quick_run(tmp_path):
+    from RNN.elman import xor_limit
+    assert xor_limit.main(["--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "xor_limit.json").read_text())
+    assert report["ideal_observer_rms_by_window"]["2"] == pytest.approx(1 / 3, abs=1e-4)
+    assert {r["gradient"] for r in report["srn_probes"]} == {"one step (Elman)", "full BPTT"}
+    assert all(0 <= r["xor_bit_rms"] <= 1 for r in report["srn_probes"])
+
+
+def test_full_bptt_option_passes_error_back_in_time():
+    torch.manual_seed(0)
+    model = SRN(1, 2, 1, truncate=False)
+    x = torch.rand(5, 1, requires_grad=True)
+    out, _ = model(x)
+    out[-1].sum().backward()
+    assert x.grad[:-1].abs().sum() > 0
