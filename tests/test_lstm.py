@@ -216,3 +216,16 @@ def test_online_engine_and_autograd_train_the_same_weights(tmp_path):
     b = load_checkpoint(tmp_path / "ag" / "adding-1997" / "model.pt")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
+
+
+def test_output_bias_option_is_a_named_deviation(tmp_path):
+    """--output-bias gives Reber's output units 7 bias weights (276 -> 283) and its metric its own name."""
+    args = train.parse_args(["--output-bias"])
+    model = train.make_model("reber", "1997", args)
+    assert count_parameters(model) == PAPER_WEIGHTS[("reber", 3, 2)] + 7
+    assert count_parameters(train.make_model("adding", "1997", args)) == PAPER_WEIGHTS[("adding", 2, 2)]
+    rec = _quick(tmp_path, "--task", "reber", "--output-bias")
+    assert [m["name"] for m in rec["metrics"]] == ["reber_1997_output_bias_trials_solved"]
+    assert rec["hyperparameters"]["reber_output_bias"] is True
+    state = load_checkpoint(tmp_path / "reber-1997" / "model.pt")
+    assert state["out.bias"].shape == (7,)

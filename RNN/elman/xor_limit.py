@@ -116,6 +116,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    commit = git_commit()        # at the start: the code that ran, not what the tree holds when it ends
     torch.set_num_threads(1)     # a 13-weight net: threads only add overhead
     if args.quick:
         args.max_window, args.seeds, args.steps = min(args.max_window, 8), 1, 50
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
         print(f"SRN 1-{r['hidden']}-1, {r['gradient']}, seed {r['seed']}: RMS on the XOR bit {r['xor_bit_rms']}")
     best = {g: min(r["xor_bit_rms"] for r in probes if r["gradient"] == g) for g in {r["gradient"] for r in probes}}
     write_json({"target": TARGET, "ideal_observer_rms_by_window": ideal, "smallest_window_below_target": need,
-                "srn_probes": probes, "srn_best": best, "quick": args.quick, "commit": git_commit(),
+                "srn_probes": probes, "srn_best": best, "quick": args.quick, "commit": commit,
                 "device": describe_device(torch.device("cpu")), "wall_time_s": round(time.perf_counter() - t0, 1),
                 "command": "python " + " ".join(sys.argv)}, out / "xor_limit.json")
     print(f"smallest window with RMS < {TARGET}: {need}; best SRN: {best}; wrote {out / 'xor_limit.json'}")
