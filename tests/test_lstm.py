@@ -229,3 +229,15 @@ def test_output_bias_option_is_a_named_deviation(tmp_path):
     assert rec["hyperparameters"]["reber_output_bias"] is True
     state = load_checkpoint(tmp_path / "reber-1997" / "model.pt")
     assert state["out.bias"].shape == (7,)
+
+
+def test_stopping_rule_of_the_adding_problem():
+    """Sec. 5.4: average error below 0.01 and all of the 2,000 most recent sequences correct."""
+    import collections
+    recent = collections.deque([(1e-4, True)] * 1999, maxlen=2000)
+    assert not train.stopping_rule_met(recent)                 # not yet 2,000 sequences
+    recent.append((1e-4, True))
+    assert train.stopping_rule_met(recent)
+    recent.append((0.05 ** 2, False))
+    assert not train.stopping_rule_met(recent)                 # one wrong among the last 2,000
+    assert not train.stopping_rule_met(collections.deque([(0.02, True)] * 2000, maxlen=2000))   # error too high

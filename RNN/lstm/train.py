@@ -59,7 +59,7 @@ def parse_args(argv=None):
                         "(same numbers, about 15x slower one sequence at a time)")
     p.add_argument("--T", type=positive_int, default=100, help="adding problem: minimal sequence length")
     p.add_argument("--max-sequences", type=positive_int, default=None,
-                   help="give up after this many training sequences (default: 3,000,000 adding; 100,000 Reber)")
+                   help="give up after this many training sequences (default: 1,000,000 adding; 100,000 Reber)")
     p.add_argument("--test-size", type=positive_int, default=2560, help="adding problem: test sequences")
     p.add_argument("--trials", type=positive_int, default=10, help="embedded Reber: trials (seeds seed..seed+n-1)")
     p.add_argument("--blocks", type=positive_int, default=None, help="memory blocks (default: the paper's)")
@@ -127,7 +127,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     data_rng = torch.Generator().manual_seed(args.seed)
     test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
-    max_seq = args.max_sequences or 3_000_000
+    max_seq = args.max_sequences or 1_000_000
     recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
     seen, history, stopped, t_train = 0, [], False, 0.0
     ckpt_path = out / "checkpoint.pt"
@@ -146,7 +146,8 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     bar = tqdm(total=max_seq, initial=seen, disable=args.no_progress, desc=f"adding-{cell}", unit="seq")
     t0 = time.perf_counter()
     online = online_engine(model, args, device)
-    while seen < max_seq:
+    stopped = stopping_rule_met(recent)                       # a resumed run that had already stopped stays stopped
+    while seen < max_seq and not stopped:
         x, y, lengths = adding_problem(args.batch_size, args.T, data_rng)
         if online is not None:                              # the same update, by the closed form
             n = int(lengths[0])
@@ -172,9 +173,8 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
             ok = sum(r[1] for r in recent)
             history.append({"sequences": seen, "train_mse": mse, "recent_correct": ok / len(recent)})
             bar.set_postfix(mse=f"{mse:.4f}", recent_ok=ok)
-        if len(recent) == recent.maxlen and all(r[1] for r in recent) and \
-                sum(r[0] for r in recent) / len(recent) < 0.01:
-            stopped = True                                    # Sec. 5.4's stopping rule
+        if stopping_rule_met(recent):
+            stopped = True
             break
         if seen % args.checkpoint_every < args.batch_size:
             save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history,
@@ -194,6 +194,13 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     print(f"adding-{cell}: {seen:,} sequences ({'stopping rule met' if stopped else 'gave up'}), "
           f"{test['wrong']} of {args.test_size} test sequences wrong")
     return result
+
+
+def stopping_rule_met(recent: collections.deque) -> bool:
+    """Sec. 5.4: the average training error is below 0.01 and the 2,000 most recent sequences were processed
+    correctly. ``recent`` holds (squared error, correct) of the most recent sequences (maxlen 2,000)."""
+    return len(recent) == recent.maxlen and all(ok for _, ok in recent) and \
+        sum(sq for sq, _ in recent) / len(recent) < 0.01
 
 
 def save_adding_checkpoint(path, model, opt, data_rng, recent, seen, history, train_time):
