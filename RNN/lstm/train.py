@@ -50,7 +50,8 @@ DEFAULT_LR = {"adding": 0.5, "reber": 0.1}
 
 def parse_args(argv=None):
     p = base_parser(__doc__.split("\n")[0], epochs=1, batch_size=1, lr=None, paper_dir=PAPER_DIR,
-                    lr_help=f"SGD learning rate; None = the paper's {DEFAULT_LR}")
+                    lr_help=f"SGD learning rate; None = {DEFAULT_LR} (adding: the paper's; Reber: the best of the "
+                            "paper's three on validation trials)")
     p.add_argument("--task", choices=TASKS + ("all",), default="all", help="adding problem, embedded Reber, or both")
     p.add_argument("--cell", choices=CELLS + ("both",), default="1997",
                    help="1997 = the paper's memory blocks (no forget gate); modern = nn.LSTM")
