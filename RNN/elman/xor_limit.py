@@ -74,8 +74,9 @@ def ideal_rms(k: int) -> float:
 
 def train_srn(seed: int, hidden: int, full_bptt: bool, steps: int, lr: float = 0.02, windows: int = 64,
               triples: int = 11, test_triples: int = 4000) -> dict:
-    """Adam on random windows of ``triples`` triples (aligned or not does not matter to the net: the context
-    starts at 0.5 and the first 6 predictions are not scored). Returns the RMS by phase on a fresh stream."""
+    """Adam on windows of 3 * ``triples`` bits cut from the stream at a random phase (so that the window's start
+    tells nothing about where triples begin; the context starts at 0.5 and the first 6 predictions are not
+    scored). Returns the RMS by phase on a fresh, continuous stream."""
     seed_everything(seed)
     model = SRN(1, hidden, 1, truncate=not full_bptt)
     with torch.no_grad():
@@ -85,7 +86,9 @@ def train_srn(seed: int, hidden: int, full_bptt: bool, steps: int, lr: float = 0
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [2 * steps // 3], gamma=0.25)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        s = temporal_xor(windows * triples, gen).reshape(windows, 3 * triples, 1)
+        rows = temporal_xor(windows * (triples + 1), gen).reshape(windows, 3 * (triples + 1))
+        start = torch.randint(0, 3, (windows, 1), generator=gen) + torch.arange(3 * triples)
+        s = rows.gather(1, start).unsqueeze(-1)
         out, _ = model(s[:, :-1])
         loss = ((out - s[:, 1:]) ** 2)[:, 6:].mean()
         opt.zero_grad(set_to_none=True)
