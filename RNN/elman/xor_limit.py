@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from common.cli import positive_int
-from common.results import git_commit
+from common.results import command_line, git_commit
 from common.tasks import temporal_xor
 from common.training import describe_device, seed_everything, write_json
 from RNN.elman.model import SRN
@@ -120,7 +120,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     commit = git_commit()        # at the start: the code that ran, not what the tree holds when it ends
-    torch.set_num_threads(1)     # a 13-weight net: threads only add overhead
+    torch.set_num_threads(1)     # an 11-weight net: threads only add overhead
     if args.quick:
         args.max_window, args.seeds, args.steps = min(args.max_window, 8), 1, 50
     out = args.out or (PAPER_DIR.parents[1] / "runs" / "elman-quick" if args.quick else PAPER_DIR / "results")
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     write_json({"target": TARGET, "ideal_observer_rms_by_window": ideal, "smallest_window_below_target": need,
                 "srn_probes": probes, "srn_best": best, "quick": args.quick, "commit": commit,
                 "device": describe_device(torch.device("cpu")), "wall_time_s": round(time.perf_counter() - t0, 1),
-                "command": "python " + " ".join(sys.argv)}, out / "xor_limit.json")
+                "command": command_line()}, out / "xor_limit.json")
     print(f"smallest window with RMS < {TARGET}: {need}; best SRN: {best}; wrote {out / 'xor_limit.json'}")
     return 0
 

@@ -132,7 +132,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
     max_seq = args.max_sequences or 1_000_000
     recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
-    seen, history, stopped, t_train = 0, [], False, 0.0
+    seen, history, t_train = 0, [], 0.0
     ckpt_path = out / "checkpoint.pt"
     if args.resume:
         ck = resume_checkpoint(ckpt_path, map_location=device)
