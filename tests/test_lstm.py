@@ -241,3 +241,46 @@ def test_stopping_rule_of_the_adding_problem():
     recent.append((0.05 ** 2, False))
     assert not train.stopping_rule_met(recent)                 # one wrong among the last 2,000
     assert not train.stopping_rule_met(collections.deque([(0.02, True)] * 2000, maxlen=2000))   # error too high
+
+
+def test_blocks_that_are_off_are_silent_and_frozen():
+    """OnlineLSTM1997.active (sequential network construction): a block that is off sends zeros from its cells
+    and gates, and none of the weights into it, nor the output weights from its cells, change."""
+    torch.manual_seed(0)
+    model = LSTM1997(reber_config()).double()
+    online = OnlineLSTM1997(model)
+    online.active[:] = [True, False, False]
+    x, target, lengths = encode_reber(reber_sets(1, torch.Generator().manual_seed(0)))
+    xs, ts = x[0, :lengths[0]].double().numpy(), target[0, :lengths[0]].double().numpy()
+    out_before, _ = online.forward(xs)
+    with torch.no_grad():                      # what a block that is off sends out must not matter
+        model.out.weight[:, 2:] = 5.0
+        model.U[:, 2:6] = 5.0                  # from its cells
+        model.U[:, [7, 8, 10, 11]] = 5.0       # from its input and output gates
+    np.testing.assert_allclose(online.forward(xs)[0], out_before, rtol=1e-12)
+    before = {k: v.copy() for k, v in online.params.items()}
+    online.online_sequence(xs, ts, np.ones_like(ts), lr=0.5)
+    off_rows = [2, 3, 4, 5, 7, 8, 10, 11]      # cells 3-6, input and output gates of blocks 2 and 3
+    on_rows = [0, 1, 6, 9]
+    for name in ("W", "U"):
+        np.testing.assert_array_equal(online.params[name][off_rows], before[name][off_rows])
+        assert not np.array_equal(online.params[name][on_rows], before[name][on_rows])
+    np.testing.assert_array_equal(online.params["gate_bias"][[1, 2, 4, 5]], before["gate_bias"][[1, 2, 4, 5]])
+    np.testing.assert_array_equal(online.params["out.weight"][:, 2:], before["out.weight"][:, 2:])
+    assert not np.array_equal(online.params["out.weight"][:, :2], before["out.weight"][:, :2])
+
+
+def test_sequential_construction_and_input_gate_biases_are_options(tmp_path):
+    args = train.parse_args(["--task", "reber", "--in-gate-bias=-1,-2,-3"])
+    assert train.make_model("reber", "1997", args).gate_bias[:3].tolist() == [-1.0, -2.0, -3.0]
+    rec = _quick(tmp_path, "--task", "reber", "--sequential-construction", "--eval-every", "20")
+    assert [m["name"] for m in rec["metrics"]] == ["reber_1997_sequential_trials_solved"]
+    trials = json.loads((tmp_path / "reber-1997" / "history.json").read_text())
+    added = trials[0]["blocks_added"]
+    assert [a["block"] for a in added] == [2, 3][:len(added)]     # blocks join in order, after block 1
+    assert all(a["sequences"] % 20 == 0 for a in added)
+    for bad in (["--task", "reber", "--in-gate-bias=-1,-2"], ["--in-gate-bias", "x"],
+                ["--task", "adding", "--sequential-construction"],
+                ["--task", "reber", "--sequential-construction", "--full-gradient"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(bad)

@@ -42,6 +42,16 @@ class OnlineLSTM1997:
         self.model = model
         self.C, self.B, self.S = model.n_cells, model.config.blocks, model.config.cells_per_block
         self.params = {name: p.detach().numpy() for name, p in model.named_parameters()}  # views
+        # Blocks taking part (all by default). Sec. 4's sequential network construction (remedy (1) of the
+        # abuse problem) starts with fewer and adds blocks later: a block that is off outputs zeros from its
+        # cells and gates and its incoming weights are not changed.
+        self.active = np.ones(self.B, dtype=bool)
+
+    def _unit_mask(self, dtype) -> np.ndarray | None:
+        """1/0 per hidden unit (cells, input gates, output gates) for the active blocks; None if all are on."""
+        if self.active.all():
+            return None
+        return np.concatenate([np.repeat(self.active, self.S), self.active, self.active]).astype(dtype)
 
     def _bias(self) -> np.ndarray:
         p = self.params
@@ -56,6 +66,7 @@ class OnlineLSTM1997:
         y = np.zeros(p["U"].shape[0], dtype=wx.dtype)
         s = np.zeros(C, dtype=wx.dtype)
         y_prev, net, states, cells = (np.empty((T, n), dtype=wx.dtype) for n in (len(y), len(y), C, C))
+        on = self._unit_mask(wx.dtype)
         for t in range(T):
             y_prev[t] = y
             n = wx[t] + p["U"] @ y
@@ -64,6 +75,9 @@ class OnlineLSTM1997:
             s = s + np.repeat(y_in, S) * (4.0 * act[:C] - 2.0)          # CEC: s_c(t) = s_c(t-1) + y^in g(net_c)
             yc = np.repeat(y_out, S) * (2.0 * _sigmoid(s) - 1.0)         # y^c = y^out h(s_c)
             y = np.concatenate([yc, y_in, y_out])
+            if on is not None:
+                y *= on
+                yc = y[:C]
             net[t], states[t], cells[t] = n, s, yc
         net_k = cells @ p["out.weight"].T
         if "out.bias" in p:
@@ -91,6 +105,9 @@ class OnlineLSTM1997:
         d_cell = ds * np.repeat(y_in, S, axis=1) * 4.0 * sig_c * (1.0 - sig_c)
         d_in_gate = per_block(ds * (4.0 * sig_c - 2.0)) * y_in * (1.0 - y_in)
         d_net = np.concatenate([d_cell, d_in_gate, d_out_gate], axis=1)  # T x H
+        on = self._unit_mask(d_net.dtype)
+        if on is not None:
+            d_net *= on
         grads["W"] = d_net.T @ cache["x"]
         grads["U"] = d_net.T @ cache["y_prev"]
         grads["gate_bias"] = d_net[:, C:].sum(0)
@@ -113,6 +130,7 @@ class OnlineLSTM1997:
         P = np.zeros((C, n_in + H + 1), dt)   # ds_c / d(weights into cell c), inputs [x, y(t-1), 1]
         Q = np.zeros((C, n_in + H + 1), dt)   # ds_c / d(weights into the input gate of c's block)
         outs, E = [], 0.0
+        on = self._unit_mask(dt)
         for t in range(len(x)):
             z = np.concatenate([x[t], y, np.ones(1, dt)])
             act = _sigmoid(p["W"] @ x[t] + p["U"] @ y + self._bias())
@@ -124,6 +142,8 @@ class OnlineLSTM1997:
             sig_s = _sigmoid(s)
             y_out_c = np.repeat(y_out, S)
             yc = y_out_c * (2.0 * sig_s - 1.0)
+            if on is not None:
+                yc = yc * on[:C]
             net_k = p["out.weight"] @ yc + (p["out.bias"] if "out.bias" in p else 0.0)
             y_k = _sigmoid(net_k)
             outs.append(y_k)
@@ -136,6 +156,8 @@ class OnlineLSTM1997:
                 d_out = (e_c * (2.0 * sig_s - 1.0)).reshape(B, S).sum(1) * y_out * (1.0 - y_out)
                 rows = np.concatenate([dS[:, None] * P, (dS[:, None] * Q).reshape(B, S, -1).sum(1),
                                        d_out[:, None] * z])                    # H x (n_in + H + 1)
+                if on is not None:
+                    rows *= on[:, None]
                 p["W"] -= lr * rows[:, :n_in]
                 p["U"] -= lr * rows[:, n_in:n_in + H]
                 p["gate_bias"] -= lr * rows[C:, -1]
@@ -145,4 +167,6 @@ class OnlineLSTM1997:
                 if "out.bias" in p:
                     p["out.bias"] -= lr * delta_k
             y = np.concatenate([yc, y_in, y_out])
+            if on is not None:
+                y *= on
         return E, np.array(outs)

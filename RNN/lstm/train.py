@@ -19,6 +19,7 @@ sequence per update by default (``--batch-size`` > 1 averages the gradient over 
 
 from __future__ import annotations
 
+import argparse
 import collections
 import dataclasses
 import math
@@ -70,6 +71,13 @@ def parse_args(argv=None):
     p.add_argument("--output-bias", action="store_true",
                    help="embedded Reber: give the output units bias weights (a deviation: the paper biases only the "
                         "gates, 276/264 weights); the adding problem's output unit is biased anyway")
+    p.add_argument("--in-gate-bias", type=_floats, default=None, metavar="B1,B2,...",
+                   help="initial input-gate biases, one per block (Sec. 4's remedy for state drift; default: the "
+                        "paper's for the task: random for Reber, -3,-6 for adding). Write it --in-gate-bias=-1,-2,-3")
+    p.add_argument("--sequential-construction", action="store_true",
+                   help="embedded Reber: Sec. 4's remedy (1) for the abuse problem. Start with one block and add "
+                        "the next whenever the training error stops decreasing (a deviation: for Exp. 1 the paper "
+                        "uses remedy (2), the output-gate biases)")
     p.add_argument("--checkpoint-every", type=positive_int, default=20_000,
                    help="adding problem: save a checkpoint every this many training sequences")
     p.add_argument("--workers", type=positive_int, default=2,
@@ -79,7 +87,23 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.T < 10:
         p.error(f"--T must be at least 10 (the first marker is one of the first ten pairs), got {args.T}")
+    if args.in_gate_bias is not None:
+        for task in TASKS if args.task == "all" else (args.task,):
+            blocks = args.blocks or (adding_config if task == "adding" else reber_config)().blocks
+            if len(args.in_gate_bias) != blocks:
+                p.error(f"--in-gate-bias has {len(args.in_gate_bias)} values; the {task} network has {blocks} blocks")
+    if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
+                                         or args.autograd or args.batch_size != 1):
+        p.error("--sequential-construction works with --task reber, the 1997 cell and the paper's online "
+                "algorithm (no --full-gradient, --autograd or --batch-size)")
     return args
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
 
 
 def make_model(task: str, cell: str, args) -> torch.nn.Module:
@@ -88,6 +112,8 @@ def make_model(task: str, cell: str, args) -> torch.nn.Module:
     config = make(args.blocks or defaults.blocks, args.cells_per_block or defaults.cells_per_block)
     if args.output_bias:
         config = dataclasses.replace(config, output_bias=True)
+    if args.in_gate_bias is not None:
+        config = dataclasses.replace(config, in_gate_bias=args.in_gate_bias)
     return build(config, cell, truncated=not args.full_gradient)
 
 
@@ -251,6 +277,9 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
     online = online_engine(model, args, device)
     if online is not None:
         np_inputs, np_targets = train[0].cpu().numpy(), train[1].cpu().numpy()
+    growth = {"best": math.inf, "errors": [], "added": []} if args.sequential_construction else None
+    if growth is not None:
+        online.active[1:] = False                           # one block to start with
     while seen < max_seq:
         pick = torch.randint(0, len(train_strings), (args.batch_size,), generator=rng)
         n = int(train[2][pick].max())
@@ -259,6 +288,8 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
             target = np_targets[i, :n]
             loss = torch.tensor(online.online_sequence(np_inputs[i, :n], target, np.ones_like(target), lr)[0])
             check_finite(loss, f"trial {seed}, sequence {seen + 1}")
+            if growth is not None:
+                growth["errors"].append(float(loss))
         else:
             loss = reber_loss(model, train[0][pick, :n], train[1][pick, :n], train[2][pick])
             check_finite(loss, f"trial {seed}, sequence {seen + 1}")
@@ -267,6 +298,9 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
             opt.step()
         seen += args.batch_size
         if seen % args.eval_every < args.batch_size:
+            if growth is not None and not online.active.all():
+                grow_if_stalled(online, growth, seen)
+                continue                                    # the success test needs the whole network
             solved, wrong = reber_solved(model, (train, test))
             with torch.no_grad():
                 curve.append({"sequences": seen, "wrong_strings": wrong,
@@ -274,7 +308,22 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
             if solved:
                 break
     return {"seed": seed, "solved": solved, "sequences": seen, "train_time_s": time.perf_counter() - t0,
-            "curve": curve, "model": model}
+            "curve": curve, "model": model, **({"blocks_added": growth["added"]} if growth is not None else {})}
+
+
+def grow_if_stalled(online: OnlineLSTM1997, growth: dict, seen: int) -> None:
+    """Sec. 4, remedy (1) of the abuse problem: add the next memory block once the training error has stopped
+    decreasing, here once the mean error of the last ``--eval-every`` strings is not at least 2% below the best
+    such mean since the last block was added."""
+    error = float(np.mean(growth["errors"]))
+    growth["errors"].clear()
+    if error > 0.98 * growth["best"]:
+        block = int(np.argmin(online.active))
+        online.active[block] = True
+        growth["added"].append({"block": block + 1, "sequences": seen})
+        growth["best"] = math.inf
+    else:
+        growth["best"] = error
 
 
 def _reber_trial_cpu(cell: str, seed: int, args) -> dict:
@@ -385,7 +434,9 @@ def main(argv=None) -> int:
                                           paper=paper_wrong, band=(0, 3), of=args.test_size,
                                           sequences=r["sequences"]))
                 else:
-                    name = f"reber_{cell}{'_output_bias' if args.output_bias else ''}_trials_solved"
+                    variant = ("_output_bias" if args.output_bias else "") + \
+                        ("_sequential" if args.sequential_construction else "")
+                    name = f"reber_{cell}{variant}_trials_solved"
                     metrics.append(metric(name, r["solved"], paper=10,
                                           band=(8, 10), of=r["trials"], median_sequences=r["median_sequences"]))
     except (NonFiniteLossError, FileNotFoundError) as e:
@@ -411,7 +462,8 @@ def main(argv=None) -> int:
                              "minutes"], "rows": rows},
         hyperparameters={"optimizer": "SGD (no momentum)", "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T,
-                         "reber_output_bias": args.output_bias},
+                         "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
+                         "reber_sequential_construction": args.sequential_construction},
     )
     print_metrics(metrics, out)
     return 0
