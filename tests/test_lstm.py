@@ -284,3 +284,21 @@ def test_sequential_construction_and_input_gate_biases_are_options(tmp_path):
                 ["--task", "reber", "--sequential-construction", "--full-gradient"]):
         with pytest.raises(SystemExit):
             train.parse_args(bad)
+
+
+def test_update_from_last_step_equals_the_per_step_online_update():
+    """The adding problem's fast path: with the error only at the end, the closed-form update is the per-step one."""
+    torch.manual_seed(0)
+    a, b = LSTM1997(adding_config()).double(), LSTM1997(adding_config()).double()
+    b.load_state_dict(a.state_dict())
+    w_before = a.W.detach().clone()
+    x = np.random.default_rng(0).uniform(-1, 1, (30, 2))
+    target, mask = np.zeros((30, 1)), np.zeros((30, 1))
+    target[-1], mask[-1] = 0.8, 1.0
+    e_step, out_step = OnlineLSTM1997(a).online_sequence(x, target, mask, lr=0.5)
+    e_end, out_end = OnlineLSTM1997(b).update_from_last_step(x, target[-1], lr=0.5)
+    assert e_step == pytest.approx(e_end, rel=1e-12)
+    np.testing.assert_allclose(out_end, out_step[-1], rtol=1e-12)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
+    assert not torch.equal(a.W.detach(), w_before)

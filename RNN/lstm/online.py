@@ -115,6 +115,18 @@ class OnlineLSTM1997:
             grads["cell_bias"] = d_cell.sum(0)
         return grads
 
+    def update_from_last_step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
+        """One sequence whose only error is at its last step (the adding problem): the weight change of
+        :meth:`online_sequence`, computed as one forward pass and the closed form of :meth:`gradients`, about
+        twice as fast. ``target``: the last step's targets (n_out). Returns E = 1/2 |y - target|^2 at the last
+        step, and the last step's outputs."""
+        out, cache = self.forward(x)
+        d_out = np.zeros_like(out)
+        d_out[-1] = out[-1] - target
+        for name, grad in self.gradients(cache, d_out).items():
+            self.params[name] -= lr * grad
+        return 0.5 * float(d_out[-1] @ d_out[-1]), out[-1]
+
     def online_sequence(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float
                         ) -> tuple[float, np.ndarray]:
         """Present one sequence and change the weights at every time step with an error, as the paper's

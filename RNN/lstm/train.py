@@ -180,10 +180,8 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
         x, y, lengths = adding_problem(args.batch_size, args.T, data_rng)
         if online is not None:                              # the same update, by the closed form
             n = int(lengths[0])
-            target, mask = np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32)
-            target[-1], mask[-1] = float(y[0]), 1.0
-            loss, y_hat = online.online_sequence(x[0, :n].numpy(), target, mask, lr)
-            err = torch.tensor([y_hat[-1, 0] - float(y[0])])
+            loss, y_last = online.update_from_last_step(x[0, :n].numpy(), y[:1].numpy(), lr)
+            err = torch.tensor([y_last[0] - float(y[0])])
             check_finite(torch.tensor(loss), f"sequence {seen + 1}")
         else:
             pred = adding_outputs(model, x.to(device), lengths.to(device))
