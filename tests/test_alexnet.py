@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from CNN.alexnet import train
-from CNN.alexnet.model import AlexNet, FourLayerNet, LocalResponseNorm
+from CNN.alexnet import lrn_cifar, train
+from CNN.alexnet.model import (AlexNet, ConvLocalNet, FourLayerNet, LocallyConnected2d, LocalResponseNorm,
+                                mean_patch)
 from common.data import DATASETS, random_crop_flip
 from common.training import load_checkpoint
 from tests.conftest import require_mirror
@@ -212,3 +213,87 @@ def test_lr_sweep_quick(cifar_root, tmp_path):
     assert sweep["grid"] == [0.01, 0.03] and sweep["epochs"] == 1 and len(sweep["runs"]) == 2
     best = min(sweep["runs"], key=lambda r: r["val_error_pct"])
     assert sweep["chosen"] == {"relu": best["lr"]}
+
+
+# --------------------------------------------------------------------------- Sec. 3.3: LRN on CIFAR-10
+
+
+def test_locally_connected_layer_is_a_convolution_per_position():
+    layer = LocallyConnected2d(3, 4, in_size=5, kernel_size=3, padding=1).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    out = layer(x)
+    assert out.shape == (2, 4, 5, 5)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    for i in range(5):
+        for j in range(5):
+            w = layer.weight[i * 5 + j].view(4, 3, 3, 3)            # this position's own filters
+            expected = torch.einsum("nchw,ochw->no", padded[:, :, i:i + 3, j:j + 3], w) + layer.bias[:, i, j]
+            assert torch.allclose(out[:, :, i, j], expected)
+    assert not torch.allclose(layer.weight[0], layer.weight[1])     # not shared
+    with pytest.raises(ValueError, match="expected"):
+        layer(torch.randn(2, 3, 6, 6, dtype=torch.float64))
+
+
+def test_conv_local_net_follows_the_cuda_convnet_files():
+    plain, lrn = ConvLocalNet(lrn=False), ConvLocalNet(lrn=True)
+    # conv1 64 5x5x3, conv2 64 5x5x64, local3/local4 32 3x3 filters at each of 6x6 positions with a bias each, fc
+    expected = (64 * 75 + 64) + (64 * 1600 + 64) + 36 * (32 * 576 + 32) + 36 * (32 * 288 + 32) + (32 * 36 * 10 + 10)
+    assert _parameters(plain) == _parameters(lrn) == expected == 1_116_490
+    assert isinstance(plain.norm1, nn.Identity) and isinstance(lrn.norm1, LocalResponseNorm)
+    x = torch.rand(3, 3, 24, 24)
+    assert plain(x).shape == lrn(x).shape == (3, 10)
+    # the initial weight scales of the .cfg files (initW), biases zero
+    assert 0.5e-4 < plain.conv1.weight.std() < 2e-4 and 0.03 < plain.local3.weight.std() < 0.05
+    assert all(torch.all(getattr(plain, n).bias == 0) for n in ConvLocalNet.INIT_W)
+    # cuda-convnet's rnorm: a / (1 + (scale / size) * sum of squares)^pow, scale 0.001, size 5, pow 0.75
+    a = torch.randn(2, 64, 3, 3) * 40
+    cuda_convnet = nn.LocalResponseNorm(5, alpha=0.001, beta=0.75, k=1.0)      # torch divides alpha by size too
+    assert torch.allclose(lrn.norm1(a), cuda_convnet(a), rtol=1e-5)
+    with pytest.raises(ValueError, match="mean_image"):
+        ConvLocalNet(lrn=True, mean_image=torch.zeros(3, 32, 32))
+
+
+def test_mean_patch_and_the_nine_test_views():
+    images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
+    patch = mean_patch(images)
+    assert patch.shape == (3, 24, 24) and torch.allclose(patch, images.double().mean(0)[:, 4:28, 4:28].float())
+    net = ConvLocalNet(lrn=False, mean_image=patch)
+    assert torch.allclose(net.mean_image[0], patch)
+    x = torch.arange(32 * 32.0).view(1, 1, 32, 32)
+    v = lrn_cifar.views(x)
+    assert len(v) == 9 and all(p.shape == (1, 1, 24, 24) for p in v)
+    assert v[0][0, 0, 0, 0] == 0 and v[4][0, 0, 0, 0] == x[0, 0, 4, 4] and v[8][0, 0, 0, 0] == x[0, 0, 8, 8]
+
+
+def test_lrn_cifar_optimiser_and_schedule():
+    model = ConvLocalNet(lrn=True)
+    opt = lrn_cifar.optimizer_for(model, 0.001)
+    by_param = {id(p): g for g in opt.param_groups for p in g["params"]}
+    assert by_param[id(model.local3.weight)]["weight_decay"] == 0.004 and by_param[id(model.conv1.weight)][
+        "weight_decay"] == 0.0
+    assert by_param[id(model.fc.bias)]["lr"] == 0.002 and by_param[id(model.fc.bias)]["weight_decay"] == 0.0
+    assert len(by_param) == len(list(model.parameters()))             # every parameter in exactly one group
+    f = lrn_cifar.lr_factor((3, 2, 1))
+    assert [f(e) for e in range(6)] == [1.0, 1.0, 1.0, 0.1, 0.1, 0.01]
+    with pytest.raises(SystemExit):
+        lrn_cifar.parse_args(["--schedule", "10,5"])
+
+
+def test_lrn_cifar_quick_end_to_end(cifar_root, tmp_path):
+    out = tmp_path / "lrn"
+    argv = ["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]
+    assert lrn_cifar.main(argv) == 0
+    record = json.loads((out / "lrn-cifar10" / "metrics.json").read_text())
+    assert [m["name"] for m in record["metrics"]] == ["test_error_plain_pct", "test_error_lrn_pct", "lrn_gain_points"]
+    runs = {r["net"]: r for r in record["runs"]}
+    assert runs["plain"]["epochs"] == 2 and not runs["plain"]["lrn"] and runs["lrn"]["lrn"]
+    gain = runs["plain"]["test_error_pct"] - runs["lrn"]["test_error_pct"]
+    assert record["metrics"][2]["ours"] == pytest.approx(gain, abs=1e-4)
+    model = ConvLocalNet(lrn=True)
+    model.load_state_dict(load_checkpoint(out / "lrn-cifar10" / "lrn" / "model.pt"))
+    # --resume reads finished runs back and writes the same numbers
+    assert lrn_cifar.main(argv + ["--resume"]) == 0
+    again = json.loads((out / "lrn-cifar10" / "metrics.json").read_text())
+    assert again["metrics"] == record["metrics"]
