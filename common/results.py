@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import platform
 import re
 import subprocess
@@ -35,10 +34,6 @@ def metric(name: str, ours: float, *, paper: float, band: tuple[float, float | N
 
 
 def git_commit() -> str:
-    """The short hash of HEAD, with ``+uncommitted`` when tracked files differ from it. In a copy of the tree
-    without git (a rented GPU machine, say), ``$PAPER_GIT_COMMIT`` if set, else ``unknown``."""
-    if not (REPO_ROOT / ".git").exists() and os.environ.get("PAPER_GIT_COMMIT"):
-        return os.environ["PAPER_GIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()

@@ -145,7 +145,8 @@ def train_net(name: str, data, args, out: Path, device, commit: str = "unknown")
         print(f"error: {name}: {e}", file=sys.stderr)
         raise
     result = {"net": name, "lrn": NETS[name], "seed": args.seed, "epochs": len(history), "phases": list(args.phases),
-              "device": describe_device(device), "commit": commit, "command": command_line(),
+              "device": describe_device(device), "torch": torch.__version__.split("+")[0], "compile": args.compile,
+              "amp": args.amp, "commit": commit, "command": command_line(),
               **test_errors(model, test, device, args.amp),
               "final_train_error_pct": history[-1]["train_error_pct"],
               "train_time_s": sum(h["epoch_time_s"] for h in history), "wall_time_s": time.perf_counter() - t0,
@@ -210,6 +211,7 @@ def main(argv=None) -> int:
                   wall_time_s=max(r["train_time_s"] for r in runs.values()),
                   device=" / ".join(sorted({r["device"] for r in runs.values()})),     # where the nets trained
                   commit=" / ".join(sorted({r["commit"] for r in runs.values()})), quick=args.quick,
+                  torch=" / ".join(sorted({r["torch"] for r in runs.values()})),
                   runs=[{k: v for k, v in r.items() if k != "curve"} for r in runs.values()],
                   hyperparameters={"optimizer": f"SGD(momentum={MOMENTUM})", "batch_size": args.batch_size,
                                    "lr_weights": args.lr, "lr_biases": args.lr * LR_B / LR_W,
@@ -217,7 +219,8 @@ def main(argv=None) -> int:
                                    "augmentation": f"random {CIFAR_CROP}x{CIFAR_CROP} patches, mirrored with p=1/2",
                                    "test": "nine views (3x3 grid of patch offsets), softmax averaged",
                                    "preprocessing": "0-255 scale, centre patch of the mean image subtracted",
-                                   "n_train": len(data.train_y), "amp": args.amp, "compile": args.compile})
+                                   "n_train": len(data.train_y), "amp": any(r["amp"] for r in runs.values()),
+                                   "compile": any(r["compile"] for r in runs.values())})
     print_metrics(metrics, out)
     return 0
 
