@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from common.cli import base_parser, output_dir
 from common.data import DataError, TensorLoader, load_cifar10, random_crop_flip, to_unit_float
 from common.results import command_line, git_commit, metric, print_metrics, write_metrics
-from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, fit,
+from common.training import (NonFiniteLossError, atomic_save, autocast, classification_step, describe_device, fit,
                              resolve_device, seed_everything, write_json)
 from CNN.alexnet.model import CIFAR_CROP, CIFAR_LRN_PAPER_ERROR, ConvLocalNet, conv_local_table, mean_patch
 
@@ -98,7 +98,6 @@ def views(x: torch.Tensor, size: int = CIFAR_CROP) -> list[torch.Tensor]:
 @torch.no_grad()
 def test_errors(model: torch.nn.Module, loader, device, amp: bool) -> dict:
     """Test error (%) of the centre patch alone and of the nine views (softmax outputs averaged)."""
-    from common.training import autocast
     model.eval()
     n = wrong_centre = wrong_views = 0
     for x, y in loader:
