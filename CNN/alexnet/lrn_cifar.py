@@ -7,8 +7,8 @@ of a four-layer CNN from 13% to 11%.
     python CNN/alexnet/lrn_cifar.py --resume               # continue both runs from their checkpoints
     python CNN/alexnet/lrn_cifar.py --quick                # seconds: a tiny subset, writes runs/
 
-The paper gives the net only by reference ("specified precisely by the code and parameter files" of
-cuda-convnet): layers-conv-local-11pct.cfg with two response-normalisation layers, layers-conv-local-13pct.cfg
+The paper gives the net only by reference to cuda-convnet's code and parameter files:
+layers-conv-local-11pct.cfg with two response-normalisation layers, layers-conv-local-13pct.cfg
 without them, and one parameter file for both. We build both as ``ConvLocalNet(lrn=True/False)`` and train them
 with those parameters: SGD with momentum 0.9, batch 128, learning rate 0.001 for weights and 0.002 for biases,
 weight decay 0.004 on the two locally connected layers and the output layer; random 24x24 patches of the 32x32
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from common.cli import base_parser, output_dir
 from common.data import DataError, TensorLoader, load_cifar10, random_crop_flip, to_unit_float
 from common.results import command_line, git_commit, metric, print_metrics, write_metrics
-from common.training import (NonFiniteLossError, atomic_save, autocast, classification_step, describe_device, fit,
+from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
                              resolve_device, seed_everything, write_json)
 from CNN.alexnet.model import CIFAR_CROP, CIFAR_LRN_PAPER_ERROR, ConvLocalNet, conv_local_table, mean_patch
 
@@ -95,18 +95,19 @@ def views(x: torch.Tensor, size: int = CIFAR_CROP) -> list[torch.Tensor]:
     return [x[..., i:i + size, j:j + size] for i in (0, b, 2 * b) for j in (0, b, 2 * b)]
 
 
-@torch.no_grad()
-def test_errors(model: torch.nn.Module, loader, device, amp: bool) -> dict:
+def nine_view_step(model: torch.nn.Module, batch) -> tuple[None, dict]:
+    """An :func:`evaluate` step: errors of the nine views' averaged softmax outputs, and of the centre patch."""
+    x, y = batch
+    probs = [F.softmax(model(v.contiguous()).float(), 1) for v in views(x)]
+    return None, {"n": len(y), "errors": int((torch.stack(probs).mean(0).argmax(1) != y).sum()),
+                  "centre_errors": int((probs[4].argmax(1) != y).sum())}
+
+
+def test_errors(model: torch.nn.Module, loader: TensorLoader, device, amp: bool) -> dict:
     """Test error (%) of the centre patch alone and of the nine views (softmax outputs averaged)."""
-    model.eval()
-    n = wrong_centre = wrong_views = 0
-    for x, y in loader:
-        with autocast(device, amp):
-            probs = [F.softmax(model(v.contiguous()).float(), 1) for v in views(x)]
-        wrong_centre += int((probs[4].argmax(1) != y).sum())
-        wrong_views += int((torch.stack(probs).mean(0).argmax(1) != y).sum())
-        n += len(y)
-    return {"test_error_centre_pct": 100.0 * wrong_centre / n, "test_error_pct": 100.0 * wrong_views / n, "n": n}
+    r = evaluate(model, loader, nine_view_step, device, amp)
+    return {"test_error_centre_pct": 100.0 * r["centre_errors"], "test_error_pct": r["error_pct"],
+            "n": len(loader.tensors[0])}
 
 
 def train_net(name: str, data, args, out: Path, device, commit: str = "unknown") -> dict:
