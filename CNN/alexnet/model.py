@@ -193,9 +193,9 @@ class FourLayerNet(nn.Module):
         return self.fc(x.flatten(1))      # logits
 
 
-# Sec. 3.3's CIFAR-10 claim: "a four-layer CNN achieved a 13% test error rate without normalization and 11%
-# with normalization", the net "specified precisely by the code and parameter files" of cuda-convnet (footnote 4):
-# layers-conv-local-13pct.cfg and layers-conv-local-11pct.cfg, the same net without and with two rnorm layers.
+# Sec. 3.3's CIFAR-10 claim: a four-layer CNN had 13% test error without response normalisation and 11% with
+# it. A footnote refers to cuda-convnet's code and parameter files for the net: layers-conv-local-13pct.cfg and
+# layers-conv-local-11pct.cfg, the same net without and with two rnorm layers.
 CIFAR_LRN_PAPER_ERROR = {"plain": 13.0, "lrn": 11.0}
 # The rnorm layers of layers-conv-local-11pct.cfg: size 5, scale 0.001, pow 0.75 across maps. cuda-convnet
 # divides scale by size and adds 1: b = a / (1 + (0.001 / 5) * sum a^2)^0.75.
