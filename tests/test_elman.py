@@ -144,6 +144,9 @@ def test_xor_limit_quick_run(tmp_path):
     report = json.loads((tmp_path / "xor_limit.json").read_text())
     assert report["ideal_observer_rms_by_window"]["2"] == pytest.approx(1 / 3, abs=1e-4)
     assert {r["gradient"] for r in report["srn_probes"]} == {"one step (Elman)", "full BPTT"}
+    assert [(r["windows"], r["gradient"], r["hidden"]) for r in report["phase_aligned_probes"]] == [
+        ("start of a triple", "full BPTT", 2)]
+    assert {r["windows"] for r in report["srn_probes"]} == {"random phase"}
     assert all(0 <= r["xor_bit_rms"] <= 1 for r in report["srn_probes"])
 
 
