@@ -155,6 +155,21 @@ def test_modern_cell_quick(tmp_path):
     assert rec["runs"]["adding-modern"]["test_size"] == 64
 
 
+def test_adam_is_an_option_for_the_comparison(tmp_path):
+    """--optimizer adam needs its own --lr, records itself, and bypasses the paper's online SGD engine."""
+    with pytest.raises(SystemExit):
+        train.parse_args(["--optimizer", "adam"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "reber", "--sequential-construction", "--optimizer", "adam", "--lr", "0.01"])
+    args = train.parse_args(["--task", "adding", "--optimizer", "adam", "--lr", "0.01"])
+    model = train.make_model("adding", "1997", args)
+    assert train.online_engine(model, args, torch.device("cpu")) is None
+    assert isinstance(train.make_optimizer(model, args, 0.01), torch.optim.Adam)
+    rec = _quick(tmp_path, "--cell", "modern", "--task", "adding", "--optimizer", "adam", "--lr", "0.01")
+    assert rec["hyperparameters"]["optimizer"] == "Adam"
+    assert rec["details"]["rows"][0][2] == "0.01 (adam)"
+
+
 def test_resume_continues_the_adding_run_exactly(tmp_path):
     args = ["--task", "adding", "--checkpoint-every", "30"]
     _quick(tmp_path / "once", *args, "--max-sequences", "60")

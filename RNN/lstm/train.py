@@ -15,6 +15,7 @@ means every symbol of all 256 training and 256 test strings is predicted correct
 
 Training is the paper's: squared error of sigmoid outputs, plain gradient descent (SGD, no momentum), one
 sequence per update by default (``--batch-size`` > 1 averages the gradient over several sequences instead).
+``--optimizer adam`` (with ``--lr``) is for the modern comparison; it is not the paper's algorithm.
 """
 
 from __future__ import annotations
@@ -51,11 +52,14 @@ DEFAULT_LR = {"adding": 0.5, "reber": 0.1}
 
 def parse_args(argv=None):
     p = base_parser(__doc__.split("\n")[0], epochs=1, batch_size=1, lr=None, paper_dir=PAPER_DIR,
-                    lr_help=f"SGD learning rate; None = {DEFAULT_LR} (adding: the paper's; Reber: the best of the "
+                    lr_help=f"learning rate; None = {DEFAULT_LR} (adding: the paper's; Reber: the best of the "
                             "paper's three on validation trials)")
     p.add_argument("--task", choices=TASKS + ("all",), default="all", help="adding problem, embedded Reber, or both")
     p.add_argument("--cell", choices=CELLS + ("both",), default="1997",
                    help="1997 = the paper's memory blocks (no forget gate); modern = nn.LSTM")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                   help="sgd = the paper's plain gradient descent; adam = for the modern comparison (needs --lr; "
+                        "the 1997 cell then trains through autograd)")
     p.add_argument("--full-gradient", action="store_true",
                    help="full backpropagation through time instead of the paper's truncated gradient")
     p.add_argument("--autograd", action="store_true",
@@ -92,10 +96,12 @@ def parse_args(argv=None):
             blocks = args.blocks or (adding_config if task == "adding" else reber_config)().blocks
             if len(args.in_gate_bias) != blocks:
                 p.error(f"--in-gate-bias has {len(args.in_gate_bias)} values; the {task} network has {blocks} blocks")
+    if args.optimizer != "sgd" and args.lr is None:
+        p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
     if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
-                                         or args.autograd or args.batch_size != 1):
+                                         or args.autograd or args.batch_size != 1 or args.optimizer != "sgd"):
         p.error("--sequential-construction works with --task reber, the 1997 cell and the paper's online "
-                "algorithm (no --full-gradient, --autograd or --batch-size)")
+                "algorithm (no --full-gradient, --autograd, --batch-size or --optimizer)")
     return args
 
 
@@ -117,10 +123,17 @@ def make_model(task: str, cell: str, args) -> torch.nn.Module:
     return build(config, cell, truncated=not args.full_gradient)
 
 
+def make_optimizer(model: torch.nn.Module, args, lr: float) -> torch.optim.Optimizer:
+    """The paper's plain gradient descent, or Adam for the modern comparison (``--optimizer``)."""
+    if args.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    return torch.optim.SGD(model.parameters(), lr=lr)
+
+
 def online_engine(model, args, device) -> OnlineLSTM1997 | None:
     """The NumPy closed form of the paper's algorithm (RNN/lstm/online.py) where it applies: the 1997 cell,
-    truncated gradient, one sequence per update, on the CPU."""
-    if isinstance(model, LSTM1997) and not args.full_gradient and not args.autograd \
+    truncated gradient, plain gradient descent, one sequence per update, on the CPU."""
+    if isinstance(model, LSTM1997) and not args.full_gradient and not args.autograd and args.optimizer == "sgd" \
             and args.batch_size == 1 and device.type == "cpu":
         return OnlineLSTM1997(model)
     return None
@@ -153,7 +166,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     seed_everything(args.seed)
     model = make_model("adding", cell, args).to(device)
     lr = args.lr or DEFAULT_LR["adding"]
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt = make_optimizer(model, args, lr)
     data_rng = torch.Generator().manual_seed(args.seed)
     test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
     max_seq = args.max_sequences or 1_000_000
@@ -264,7 +277,7 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
     seed_everything(seed)
     model = make_model("reber", cell, args).to(device)
     lr = args.lr or DEFAULT_LR["reber"]
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    opt = make_optimizer(model, args, lr)
     rng = torch.Generator().manual_seed(seed)
     train_strings = reber_sets(256 if not args.quick else 32, rng)
     test_strings = reber_sets(256 if not args.quick else 32, rng, exclude=set(train_strings))
@@ -442,11 +455,12 @@ def main(argv=None) -> int:
         return 1
     rows = []
     for key, r in results.items():
+        lr = r["lr"] if args.optimizer == "sgd" else f"{r['lr']} ({args.optimizer})"
         if r["task"] == "adding":
-            rows.append([key, r["weights"], r["lr"], r["batch_size"], f"{r['sequences']:,}",
+            rows.append([key, r["weights"], lr, r["batch_size"], f"{r['sequences']:,}",
                          f"{r['test_wrong']} of {r['test_size']}", round(r["train_time_s"] / 60, 1)])
         else:
-            rows.append([key, r["weights"], r["lr"], r["batch_size"], f"median {r['median_sequences'] or 0:,.0f}",
+            rows.append([key, r["weights"], lr, r["batch_size"], f"median {r['median_sequences'] or 0:,.0f}",
                          f"{r['solved']} of {r['trials']} trials solved", round(r["train_time_s"] / 60, 1)])
     first = next(iter(results.values()))
     cfg = make_model(first["task"], first["cell"], args)
@@ -458,7 +472,8 @@ def main(argv=None) -> int:
         commit=commit, quick=args.quick, runs=results,
         details={"columns": ["run", "weights", "lr", "sequences per update", "training sequences", "result",
                              "minutes"], "rows": rows},
-        hyperparameters={"optimizer": "SGD (no momentum)", "loss": "1/2 squared error", "batch_size": args.batch_size,
+        hyperparameters={"optimizer": "Adam" if args.optimizer == "adam" else "SGD (no momentum)",
+                         "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T,
                          "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
                          "reber_sequential_construction": args.sequential_construction},
