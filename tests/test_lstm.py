@@ -7,8 +7,8 @@ import torch
 from common.tasks import adding_problem, encode_reber, reber_sets
 from common.training import load_checkpoint
 from RNN.lstm import train
-from RNN.lstm.model import (PAPER_WEIGHTS, LSTM1997, ModernLSTM, adding_config, count_parameters, g, h,
-                            reber_config)
+from RNN.lstm.model import (PAPER_WEIGHTS, LSTM1997, ModernLSTM, adding_config, build, count_parameters, g,
+                            h, reber_config)
 from RNN.lstm.online import OnlineLSTM1997
 
 
@@ -168,6 +168,18 @@ def test_adam_is_an_option_for_the_comparison(tmp_path):
     rec = _quick(tmp_path, "--cell", "modern", "--task", "adding", "--optimizer", "adam", "--lr", "0.01")
     assert rec["hyperparameters"]["optimizer"] == "Adam"
     assert rec["details"]["rows"][0][2] == "0.01 (adam)"
+
+
+def test_forget_bias_sets_the_modern_cells_forget_gates_only():
+    m = ModernLSTM(adding_config(), forget_bias=3.0)
+    H = m.n_cells
+    bias = m.lstm.bias_ih_l0 + m.lstm.bias_hh_l0            # gates in PyTorch's order i, f, g, o
+    assert torch.equal(bias[H:2 * H], torch.full((H,), 3.0))
+    assert not torch.equal(bias[:H], torch.full((H,), 3.0))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--forget-bias", "1"])                    # the 1997 cell has no forget gate
+    with pytest.raises(ValueError, match="no forget gate"):
+        build(adding_config(), "1997", forget_bias=1.0)
 
 
 def test_resume_continues_the_adding_run_exactly(tmp_path):

@@ -151,14 +151,23 @@ class LSTM1997(nn.Module):
 
 class ModernLSTM(nn.Module):
     """``nn.LSTM`` (with forget gate, tanh squashing, PyTorch's initialisation) and a sigmoid output layer,
-    sized with as many cells as the 1997 network. Same interface as :class:`LSTM1997`."""
+    sized with as many cells as the 1997 network. Same interface as :class:`LSTM1997`.
 
-    def __init__(self, config: LSTMConfig):
+    ``forget_bias``: if given, the forget gates' bias starts at this value instead of PyTorch's random one (the
+    usual remedy for a forget gate that starts half closed, so that the cell forgets ~half its content per step;
+    the 1997 cell has no forget gate, its CEC keeps everything)."""
+
+    def __init__(self, config: LSTMConfig, forget_bias: float | None = None):
         super().__init__()
         self.config = config
         self.n_cells = config.blocks * config.cells_per_block
         self.lstm = nn.LSTM(config.n_in, self.n_cells, batch_first=True)
         self.out = nn.Linear(self.n_cells, config.n_out, bias=config.output_bias)
+        if forget_bias is not None:
+            H = self.n_cells
+            with torch.no_grad():                # PyTorch orders the gates i, f, g, o; the two biases add up
+                self.lstm.bias_ih_l0[H:2 * H] = forget_bias
+                self.lstm.bias_hh_l0[H:2 * H] = 0.0
 
     def forward(self, x: torch.Tensor, record: bool = False):
         hs, _ = self.lstm(x)
@@ -166,11 +175,14 @@ class ModernLSTM(nn.Module):
         return (out, {}) if record else out
 
 
-def build(config: LSTMConfig, cell: str = "1997", truncated: bool = True) -> nn.Module:
+def build(config: LSTMConfig, cell: str = "1997", truncated: bool = True, forget_bias: float | None = None
+          ) -> nn.Module:
     if cell == "1997":
+        if forget_bias is not None:
+            raise ValueError("the 1997 cell has no forget gate")
         return LSTM1997(config, truncated=truncated)
     if cell == "modern":
-        return ModernLSTM(config)
+        return ModernLSTM(config, forget_bias=forget_bias)
     raise ValueError(f"unknown cell {cell!r} (1997 or modern)")
 
 

@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                    help="sgd = the paper's plain gradient descent; adam = for the modern comparison (needs --lr; "
                         "the 1997 cell then trains through autograd)")
+    p.add_argument("--forget-bias", type=float, default=None,
+                   help="modern cell: initial forget-gate bias (default: PyTorch's random initialisation)")
     p.add_argument("--full-gradient", action="store_true",
                    help="full backpropagation through time instead of the paper's truncated gradient")
     p.add_argument("--autograd", action="store_true",
@@ -96,6 +98,8 @@ def parse_args(argv=None):
             blocks = args.blocks or (adding_config if task == "adding" else reber_config)().blocks
             if len(args.in_gate_bias) != blocks:
                 p.error(f"--in-gate-bias has {len(args.in_gate_bias)} values; the {task} network has {blocks} blocks")
+    if args.forget_bias is not None and args.cell != "modern":
+        p.error("--forget-bias is for --cell modern (the 1997 cell has no forget gate)")
     if args.optimizer != "sgd" and args.lr is None:
         p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
     if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
@@ -120,7 +124,7 @@ def make_model(task: str, cell: str, args) -> torch.nn.Module:
         config = dataclasses.replace(config, output_bias=True)
     if args.in_gate_bias is not None:
         config = dataclasses.replace(config, in_gate_bias=args.in_gate_bias)
-    return build(config, cell, truncated=not args.full_gradient)
+    return build(config, cell, truncated=not args.full_gradient, forget_bias=args.forget_bias)
 
 
 def make_optimizer(model: torch.nn.Module, args, lr: float) -> torch.optim.Optimizer:
@@ -473,6 +477,7 @@ def main(argv=None) -> int:
         details={"columns": ["run", "weights", "lr", "sequences per update", "training sequences", "result",
                              "minutes"], "rows": rows},
         hyperparameters={"optimizer": "Adam" if args.optimizer == "adam" else "SGD (no momentum)",
+                         "modern_forget_bias": args.forget_bias,
                          "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T,
                          "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
