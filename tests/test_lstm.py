@@ -168,6 +168,8 @@ def test_adam_is_an_option_for_the_comparison(tmp_path):
     rec = _quick(tmp_path, "--cell", "modern", "--task", "adding", "--optimizer", "adam", "--lr", "0.01")
     assert rec["hyperparameters"]["optimizer"] == "Adam"
     assert rec["details"]["rows"][0][2] == "0.01 (adam)"
+    rec = _quick(tmp_path / "1997", "--task", "reber", "--optimizer", "adam", "--lr", "0.01")
+    assert [m["name"] for m in rec["metrics"]] == ["reber_1997_adam_trials_solved"]     # not the paper's metric
 
 
 def test_forget_bias_sets_the_modern_cells_forget_gates_only():

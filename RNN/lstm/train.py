@@ -443,14 +443,15 @@ def main(argv=None) -> int:
                 results[f"{task}-{cell}"] = r
                 if cell == "modern":
                     continue                      # a comparison, reported in the details table, not a target
+                optimiser = "_adam" if args.optimizer == "adam" else ""    # a deviation gets its own metric name
                 if task == "adding":
                     paper_wrong = PAPER_ADDING.get(args.T, (None, None))[0]
-                    metrics.append(metric(f"adding_T{args.T}_{cell}_test_wrong", r["test_wrong"],
+                    metrics.append(metric(f"adding_T{args.T}_{cell}{optimiser}_test_wrong", r["test_wrong"],
                                           paper=paper_wrong, band=(0, 3), of=args.test_size,
                                           sequences=r["sequences"]))
                 else:
                     variant = ("_output_bias" if args.output_bias else "") + \
-                        ("_sequential" if args.sequential_construction else "")
+                        ("_sequential" if args.sequential_construction else "") + optimiser
                     name = f"reber_{cell}{variant}_trials_solved"
                     metrics.append(metric(name, r["solved"], paper=10,
                                           band=(8, 10), of=r["trials"], median_sequences=r["median_sequences"]))
