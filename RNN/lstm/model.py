@@ -154,7 +154,7 @@ class ModernLSTM(nn.Module):
     sized with as many cells as the 1997 network. Same interface as :class:`LSTM1997`.
 
     ``forget_bias``: if given, the forget gates' bias starts at this value instead of PyTorch's random one (the
-    usual remedy for a forget gate that starts half closed, so that the cell forgets ~half its content per step;
+    usual remedy for a forget gate that starts at about 1/2, so that the cell loses about half its content per step;
     the 1997 cell has no forget gate, its CEC keeps everything)."""
 
     def __init__(self, config: LSTMConfig, forget_bias: float | None = None):
