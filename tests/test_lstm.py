@@ -331,3 +331,29 @@ def test_update_from_last_step_equals_the_per_step_online_update():
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
     assert not torch.equal(a.W.detach(), w_before)
+
+
+def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
+    """results/*_selection.json are rebuilt from results/validation/ by RNN/lstm/selection.py; a changed record
+    changes the choice, and --check notices a file that no longer matches."""
+    import shutil
+
+    from RNN.lstm import selection
+    assert selection.main(["--check"]) == 0
+    built = selection.build()
+    assert built["reber_lr_selection.json"]["chosen"] == {"paper": 0.1, "output bias": 0.5}
+    assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
+
+    runs = tmp_path / "validation"
+    shutil.copytree(selection.VALIDATION, runs)
+    record_path = runs / "paper-lr0.5" / "metrics.json"
+    record = json.loads(record_path.read_text())
+    record["runs"]["reber-1997"].update(solved=4, median_sequences=9000.0)
+    record_path.write_text(json.dumps(record))
+    assert selection.build(runs)["reber_lr_selection.json"]["chosen"]["paper"] == 0.5
+    assert selection.main(["--check", "--runs", str(runs)]) == 1
+    assert "differs" in capsys.readouterr().err
+
+    shutil.rmtree(runs / "paper-lr0.5" / "reber-1997")
+    with pytest.raises(FileNotFoundError, match="history.json is missing"):
+        selection.build(runs)

@@ -1,0 +1,182 @@
+"""Rebuild the LSTM validation-selection records from the validation runs' own records.
+
+    python RNN/lstm/selection.py            # rewrites results/reber_lr_selection.json and results/modern_selection.json
+    python RNN/lstm/selection.py --check    # exits 1 if either file differs from what the records give
+
+Every choice of a setting for the final runs was made on validation trials (seeds 100-105: their own strings,
+sequences and initial weights, never a final run's seed and never a test set). Each validation run wrote a
+``metrics.json`` (its command, commit and results) and a ``history.json`` (its training curve); both are kept in
+``results/validation/<run>/``. This script reads them and writes
+
+- ``reber_lr_selection.json``: the 1997 net's learning rate for the embedded Reber grammar (Table 1's three rates),
+  with and without output biases, plus the other probes of the paper's remedies (``other_probes``);
+- ``modern_selection.json``: the modern nn.LSTM's optimiser settings on both tasks.
+
+The rule for each choice is written into the file it makes, and the choice is computed from the records here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from common.training import write_json
+
+PAPER_DIR = Path(__file__).resolve().parent
+RESULTS = PAPER_DIR / "results"
+VALIDATION = RESULTS / "validation"
+
+REBER_CRITERION = ("trials solved within the run's cap of training strings; ties broken by the median strings to "
+                   "solve (as train.py records it: the lower of two middle values)")
+RECORDS = ("results/validation/<run>/: each run's metrics.json and history.json, copied from the --out folder its "
+           "command names; python RNN/lstm/selection.py rebuilds this file from them")
+ADDING_FIRST_MSE = 0.01   # the paper's stopping rule asks for an average training error below this
+
+
+def load_runs(folder: Path) -> list[dict]:
+    """Every validation run under ``folder``: its metrics.json with the run's history attached."""
+    runs = []
+    for path in sorted(folder.glob("*/metrics.json")):
+        record = json.loads(path.read_text())
+        (key, run), = record["runs"].items()
+        history = path.parent / key / "history.json"
+        if not history.exists():
+            raise FileNotFoundError(f"{history} is missing: each validation run keeps its training curve")
+        runs.append({"name": path.parent.name, "key": key, "run": run, "record": record,
+                     "history": json.loads(history.read_text())})
+    if not runs:
+        raise FileNotFoundError(f"no validation runs (*/metrics.json) under {folder}")
+    return runs
+
+
+def reber_variant(record: dict) -> str:
+    """The probe's name, read from the hyperparameters the run recorded (runs made before an option existed
+    do not record it: they ran without it)."""
+    hp = {"in_gate_bias": None, "reber_sequential_construction": False, **record["hyperparameters"]}
+    if hp.get("optimizer") == "Adam":
+        return "Adam instead of the paper's plain gradient descent (--optimizer adam; one update per string, " \
+               "through autograd)"
+    if not hp["truncated_gradient"]:
+        return "full backpropagation through time (--full-gradient)"
+    if hp["reber_sequential_construction"]:
+        return "sequential network construction (--sequential-construction, Sec. 4 remedy (1))"
+    if hp["in_gate_bias"] is not None:
+        biases = ", ".join(f"{b:g}" for b in hp["in_gate_bias"])
+        return f"input-gate biases {biases} (--in-gate-bias, Sec. 4 drift remedy)"
+    if hp["reber_output_bias"]:
+        return "output bias (+7 weights)"
+    return "paper (gates-only biases)"
+
+
+def reber_entry(r: dict) -> dict:
+    run, record = r["run"], r["record"]
+    entry = {"variant": reber_variant(record), "lr": run["lr"], "solved": run["solved"], "trials": run["trials"],
+             "sequences": run["sequences"], "median_sequences_solved": run["median_sequences"],
+             "wrong_strings_at_end": [t["curve"][-1]["wrong_strings"] if t["curve"] else None for t in r["history"]],
+             "command": record["command"], "commit": record["commit"]}
+    if record["hyperparameters"].get("reber_sequential_construction"):
+        entry["blocks_2_and_3_added_after"] = [[b["sequences"] for b in t["blocks_added"]] for t in r["history"]]
+    return entry
+
+
+def best_reber(entries: list[dict]) -> dict:
+    """Most trials solved; ties broken by the fewer strings to solve (the median train.py recorded)."""
+    return min(entries, key=lambda e: (-e["solved"], e["median_sequences_solved"] or float("inf")))
+
+
+def reber_lr_selection(runs: list[dict]) -> dict:
+    reber = [reber_entry(r) for r in runs if r["key"] == "reber-1997"]
+    table1_rates = (0.1, 0.2, 0.5)
+    chosen_from = ("paper (gates-only biases)", "output bias (+7 weights)")
+    selection = [e for e in reber if e["variant"] in chosen_from and e["lr"] in table1_rates]
+    chosen = {v.split(" (")[0]: best_reber([e for e in selection if e["variant"] == v])["lr"] for v in chosen_from
+              if any(e["variant"] == v for e in selection)}
+    return {
+        "purpose": "learning rate for the embedded Reber grammar, chosen on validation trials (seeds 100-103: their "
+                   "own training and test strings and initial weights, none of the final run's seeds 0-9)",
+        "criterion": REBER_CRITERION,
+        "records": RECORDS,
+        "runs": selection,
+        "chosen": chosen,
+        "other_probes": [e for e in reber if e not in selection],
+    }
+
+
+def adding_entry(r: dict) -> dict:
+    history = r["history"]
+    first = next((h["sequences"] for h in history if h["train_mse"] < ADDING_FIRST_MSE), None)
+    return {"command": r["record"]["command"], "commit": r["record"]["commit"], "lr": r["run"]["lr"],
+            "forget_bias": r["record"]["hyperparameters"].get("modern_forget_bias"),
+            "final_recent_correct": history[-1]["recent_correct"],
+            "final_train_mse": round(history[-1]["train_mse"], 6),
+            f"first_sequences_with_train_mse_below_{ADDING_FIRST_MSE}": first}
+
+
+def modern_reber_entry(r: dict) -> dict:
+    run = r["run"]
+    return {"command": r["record"]["command"], "commit": r["record"]["commit"], "lr": run["lr"],
+            "forget_bias": r["record"]["hyperparameters"].get("modern_forget_bias"),
+            "solved": run["solved"], "trials": run["trials"], "sequences": run["sequences"],
+            "median_sequences_solved": run["median_sequences"]}
+
+
+def setting(entry: dict) -> str:
+    fb = entry["forget_bias"]
+    return f"Adam lr {entry['lr']:g}, " + ("PyTorch's initialisation" if fb is None else f"forget-gate bias {fb:g}")
+
+
+def modern_selection(runs: list[dict]) -> dict:
+    adding = [adding_entry(r) for r in runs if r["key"] == "adding-modern"]
+    reber = [modern_reber_entry(r) for r in runs if r["key"] == "reber-modern"]
+    best_adding = max(adding, key=lambda e: e["final_recent_correct"])
+    best = best_reber(reber)
+    return {
+        "purpose": "choosing the modern nn.LSTM comparison's optimiser settings on validation seeds (100; 100-103 "
+                   "for Reber), never on the test sets",
+        "criterion_adding": "the highest fraction of the 2,000 most recent training sequences within 0.04, each "
+                            "scored before its own update (so on unseen sequences), at the run's cap",
+        "criterion_reber": "the most trials solved within the run's cap, then the fewest strings to solve (the "
+                           "median as train.py records it: the lower of two middle values)",
+        "records": RECORDS,
+        "adding": adding,
+        "reber": reber,
+        "chosen": {"adding": setting(best_adding) + f" ({best_adding['final_recent_correct']:.4f} correct)",
+                   "reber": setting(best) + f" ({best['solved']} of {best['trials']} solved, median "
+                                            f"{best['median_sequences_solved']:,.0f} strings)"},
+    }
+
+
+def build(folder: Path = VALIDATION) -> dict[str, dict]:
+    runs = load_runs(folder)
+    return {"reber_lr_selection.json": reber_lr_selection(runs), "modern_selection.json": modern_selection(runs)}
+
+
+def dumps(obj: dict) -> str:
+    """The text write_json gives, to compare with a file on disk."""
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=Path, default=VALIDATION, help="folder of validation runs (one folder per run)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="where the two selection files go")
+    p.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if a file differs")
+    args = p.parse_args(argv)
+    stale = []
+    for name, obj in build(args.runs).items():
+        path = args.out / name
+        if args.check:
+            if not path.exists() or path.read_text() != dumps(obj):
+                stale.append(path)
+        else:
+            write_json(obj, path)
+            print(f"wrote {path}")
+    for path in stale:
+        print(f"{path} differs from what {args.runs} gives; run python RNN/lstm/selection.py", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
