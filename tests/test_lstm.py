@@ -343,6 +343,7 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     built = selection.build()
     assert built["reber_lr_selection.json"]["chosen"] == {"paper": 0.1, "output bias": 0.5}
     assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
+    assert built["adding_adam_selection.json"]["chosen"] == {"lr": 0.01, "batch_size": 256}
 
     runs = tmp_path / "validation"
     shutil.copytree(selection.VALIDATION, runs)
