@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -358,3 +359,28 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     shutil.rmtree(runs / "paper-lr0.5" / "reber-1997")
     with pytest.raises(FileNotFoundError, match="history.json is missing"):
         selection.build(runs)
+
+
+def test_finetune_diagnostic_runs_and_records(tmp_path):
+    """RNN/lstm/finetune.py: trains, reports on its validation stream, writes its record; bad input is refused."""
+    from RNN.lstm import finetune
+    errors, target = torch.tensor([0.05, -0.01, 0.0, -0.06]), torch.tensor([0.05, 0.5, 0.5, 0.95])
+    s = finetune.summarise(errors, target)
+    assert s["wrong_per_2560"] == 2 * 2560 / 4
+    assert s["mean_error_below_0.1"] == pytest.approx(0.05) and s["mean_error_above_0.9"] == pytest.approx(-0.06)
+    assert s["rms_error_between"] == pytest.approx(math.sqrt(0.0001 / 2))
+    assert finetune.summarise(errors[1:3], target[1:3])["mean_error_below_0.1"] is None
+
+    weights = tmp_path / "model.pt"
+    torch.save(LSTM1997(adding_config()).state_dict(), weights)
+    out = tmp_path / "ft"
+    assert finetune.main(["--weights", str(weights), "--T", "10", "--sequences", "8", "--batch-size", "4",
+                          "--reports", "2", "--val-size", "32", "--out", str(out), "--no-progress"]) == 0
+    rec = json.loads((out / "finetune.json").read_text())
+    assert [c["sequences"] for c in rec["curve"]] == [0, 4, 8]
+    assert rec["n_weights"] == 93 and rec["weights"] == str(weights)
+    assert (out / "finetune.png").stat().st_size > 0
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--weights", str(tmp_path / "missing.pt")])
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--sequences", "10", "--batch-size", "4", "--reports", "5"])

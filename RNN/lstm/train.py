@@ -158,9 +158,14 @@ def adding_outputs(model, x, lengths) -> torch.Tensor:
 
 
 @torch.no_grad()
+def adding_errors(model, x, target, lengths, batch: int = 512) -> torch.Tensor:
+    """Output minus target at each sequence's end, in batches."""
+    return torch.cat([adding_outputs(model, x[i:i + batch], lengths[i:i + batch]) - target[i:i + batch]
+                      for i in range(0, len(x), batch)])
+
+
 def adding_test(model, x, target, lengths, batch: int = 512) -> dict:
-    errors = torch.cat([(adding_outputs(model, x[i:i + batch], lengths[i:i + batch]) - target[i:i + batch]).abs()
-                        for i in range(0, len(x), batch)])
+    errors = adding_errors(model, x, target, lengths, batch).abs()
     return {"wrong": int((errors > ADDING_TOLERANCE).sum()), "mse": float((errors ** 2).mean()),
             "max_abs_error": float(errors.max())}
 
