@@ -57,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--reports", type=positive_int, default=5, help="validation reports, evenly spaced")
     p.add_argument("--val-size", type=positive_int, default=25_600, help="validation sequences")
     p.add_argument("--T", type=positive_int, default=100, help="minimal sequence length")
-    p.add_argument("--seed", type=int, default=0, help="seed of fresh weights; the training stream is seeded 50,000 + this")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of fresh weights; the training stream is seeded 50,000 + this")
     p.add_argument("--out", type=Path, default=Path("runs/lstm-finetune"), help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
