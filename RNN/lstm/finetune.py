@@ -31,6 +31,7 @@ from RNN.lstm.model import LSTM1997, adding_config, count_parameters
 from RNN.lstm.train import adding_errors, adding_outputs
 
 VALIDATION_SEED = 60_000   # not a training stream (seeds 0-9, 100-105) nor a test set (10,000 + seed)
+REPO = Path(__file__).resolve().parents[2]
 STREAM_OFFSET = 50_000     # the training stream is seeded 50,000 + --seed: none of train.py's streams
 
 
@@ -59,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--T", type=positive_int, default=100, help="minimal sequence length")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of fresh weights; the training stream is seeded 50,000 + this")
-    p.add_argument("--out", type=Path, default=Path("runs/lstm-finetune"), help="output folder")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "lstm-finetune", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.weights is not None and not args.weights.is_file():
