@@ -28,7 +28,7 @@ from common.results import git_commit
 from common.tasks import ADDING_TOLERANCE, adding_problem
 from common.training import describe_device, seed_everything, write_json
 from RNN.lstm.model import LSTM1997, adding_config, count_parameters
-from RNN.lstm.train import adding_errors, adding_outputs
+from RNN.lstm.train import adding_errors, adding_update
 
 VALIDATION_SEED = 60_000   # not a training stream (seeds 0-9, 100-105) nor a test set (10,000 + seed)
 REPO = Path(__file__).resolve().parents[2]
@@ -87,10 +87,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for step in tqdm(range(1, steps + 1), disable=args.no_progress, desc="fine-tune", unit="batch"):
         x, y, lengths = adding_problem(args.batch_size, args.T, stream)
-        loss = 0.5 * (adding_outputs(model, x, lengths) - y).pow(2).mean()    # 1/2 squared error, as train.py
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        adding_update(model, opt, x, y, lengths, f"fine-tuning batch {step}")
         if step % report_every == 0:
             curve.append({"sequences": step * args.batch_size,
                           **summarise(adding_errors(model, val_x, val_y, val_len), val_y)})

@@ -109,9 +109,10 @@ def reber_lr_selection(runs: list[dict]) -> dict:
 def adding_entry(r: dict) -> dict:
     history = r["history"]
     first = next((h["sequences"] for h in history if h["train_mse"] < ADDING_FIRST_MSE), None)
-    return {"command": r["record"]["command"], "commit": r["record"]["commit"], "lr": r["run"]["lr"],
-            "forget_bias": r["record"]["hyperparameters"].get("modern_forget_bias"),
-            "final_recent_correct": history[-1]["recent_correct"],
+    entry = {"command": r["record"]["command"], "commit": r["record"]["commit"], "lr": r["run"]["lr"]}
+    if r["key"] == "adding-modern":                # the 1997 cell has no forget gate
+        entry["forget_bias"] = r["record"]["hyperparameters"].get("modern_forget_bias")
+    return {**entry, "final_recent_correct": history[-1]["recent_correct"],
             "final_train_mse": round(history[-1]["train_mse"], 6),
             f"first_sequences_with_train_mse_below_{ADDING_FIRST_MSE}": first}
 
@@ -123,8 +124,6 @@ def adding_adam_selection(runs: list[dict]) -> dict:
                "sequences": r["run"]["sequences"], "batch_size": r["run"]["batch_size"],
                "held_out_wrong": r["run"]["test_wrong"], "held_out_size": r["run"]["test_size"]}
               for r in runs if r["key"] == "adding-1997" and r["record"]["hyperparameters"]["optimizer"] == "Adam"]
-    for e in adding:
-        del e["forget_bias"]                       # the 1997 cell has no forget gate
     best = min(adding, key=lambda e: (e["held_out_wrong"], e["sequences"]))
     return {
         "purpose": "Adam's learning rate for the 1997 cell on the adding problem (a deviation from the paper's plain "

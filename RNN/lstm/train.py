@@ -164,6 +164,18 @@ def adding_errors(model, x, target, lengths, batch: int = 512) -> torch.Tensor:
                       for i in range(0, len(x), batch)])
 
 
+def adding_update(model, opt, x, target, lengths, where: str) -> torch.Tensor:
+    """One gradient step through autograd on E = 1/2 (target - output)^2 at the sequences' ends, averaged over the
+    batch; a non-finite loss stops before the step (``where`` names it). Returns output - target."""
+    err = adding_outputs(model, x, lengths) - target
+    loss = 0.5 * (err ** 2).sum() / len(err)
+    check_finite(loss, where)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return err
+
+
 def adding_test(model, x, target, lengths, batch: int = 512) -> dict:
     errors = adding_errors(model, x, target, lengths, batch).abs()
     return {"wrong": int((errors > ADDING_TOLERANCE).sum()), "mse": float((errors ** 2).mean()),
@@ -206,13 +218,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
             err = torch.tensor([y_last[0] - float(y[0])])
             check_finite(torch.tensor(loss), f"sequence {seen + 1}")
         else:
-            pred = adding_outputs(model, x.to(device), lengths.to(device))
-            err = pred - y.to(device)
-            loss = 0.5 * (err ** 2).sum() / len(err)       # E = 1/2 (target - output)^2, averaged over the batch
-            check_finite(loss, f"sequence {seen + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            err = adding_update(model, opt, x.to(device), y.to(device), lengths.to(device), f"sequence {seen + 1}")
         for e in err.detach().cpu().tolist():
             recent.append((e * e, abs(e) < ADDING_TOLERANCE))
         seen += len(err)
