@@ -196,6 +196,57 @@ def test_resume_continues_the_adding_run_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_cosine_schedule_and_training_to_the_cap(monkeypatch, tmp_path):
+    """--lr-schedule cosine decays the rate from --lr to 0 over --max-sequences; --train-to-cap keeps training past
+    the stopping rule, records where it first held, and a resumed run still matches an uninterrupted one."""
+    assert train.scheduled_lr(0.01, 500, 1000, "constant") == 0.01
+    assert train.scheduled_lr(0.01, 0, 1000, "cosine") == 0.01
+    assert train.scheduled_lr(0.01, 500, 1000, "cosine") == pytest.approx(0.005)
+    assert train.scheduled_lr(0.01, 1000, 1000, "cosine") == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "reber", "--lr-schedule", "cosine"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--train-to-cap"])                         # the default --task all includes Reber
+    args = ["--task", "adding", "--optimizer", "adam", "--lr", "0.01", "--batch-size", "8", "--lr-schedule",
+            "cosine", "--train-to-cap", "--checkpoint-every", "48"]
+    once = _quick(tmp_path / "once", *args, "--max-sequences", "96")
+    assert [m["name"] for m in once["metrics"]] == ["adding_T20_1997_adam_cosine_to_cap_test_wrong"]
+    run = once["runs"]["adding-1997"]
+    assert run["sequences"] == 96 and run["trained_to_cap"] and run["lr_schedule"] == "cosine"
+    assert once["hyperparameters"]["lr_schedule"] == "cosine"
+
+
+    # the schedule spans the whole budget, so an interrupted run resumes with the same --max-sequences: stop this
+    # one by a failing update after the checkpoint at 48 sequences, then resume it
+    update, calls = train.adding_update, []
+
+    def failing_update(*a, **k):
+        calls.append(1)
+        if len(calls) == 7:
+            raise train.NonFiniteLossError("interrupted for the test")
+        return update(*a, **k)
+    monkeypatch.setattr(train, "adding_update", failing_update)
+    assert train.main(["--quick", "--no-progress", "--out", str(tmp_path / "twice"), *args,
+                       "--max-sequences", "96"]) == 1
+    monkeypatch.setattr(train, "adding_update", update)
+    assert load_checkpoint(tmp_path / "twice" / "adding-1997" / "checkpoint.pt")["seen"] == 48
+    twice = _quick(tmp_path / "twice", *args, "--max-sequences", "96", "--resume")
+    assert twice["metrics"] == once["metrics"]
+    a = load_checkpoint(tmp_path / "once" / "adding-1997" / "model.pt")
+    b = load_checkpoint(tmp_path / "twice" / "adding-1997" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_to_cap_ignores_the_stopping_rule(monkeypatch, tmp_path):
+    """With the rule forced to hold at once, the paper's setup stops after one update and --train-to-cap does not."""
+    monkeypatch.setattr(train, "stopping_rule_met", lambda recent: len(recent) > 0)
+    rec = _quick(tmp_path / "rule", "--task", "adding", "--max-sequences", "40")
+    assert rec["runs"]["adding-1997"]["sequences"] == 1 and rec["runs"]["adding-1997"]["stopping_rule_met"]
+    rec = _quick(tmp_path / "cap", "--task", "adding", "--max-sequences", "40", "--train-to-cap")
+    run = rec["runs"]["adding-1997"]
+    assert run["sequences"] == 40 and run["stopping_rule_first_met_after"] == 1 and not run["stopping_rule_met"]
+
+
 def test_bad_input_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["--T", "5"])

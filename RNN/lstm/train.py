@@ -84,6 +84,12 @@ def parse_args(argv=None):
                    help="embedded Reber: Sec. 4's remedy (1) for the abuse problem. Start with one block and add "
                         "the next whenever the training error stops decreasing (a deviation: for Exp. 1 the paper "
                         "uses remedy (2), the output-gate biases)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="adding problem: constant = the paper's; cosine = decay from --lr to 0 over the "
+                        "--max-sequences training sequences (a deviation)")
+    p.add_argument("--train-to-cap", action="store_true",
+                   help="adding problem: train all --max-sequences, then test; the paper's stopping rule is "
+                        "recorded (where it first held) but does not end training (a deviation)")
     p.add_argument("--checkpoint-every", type=positive_int, default=20_000,
                    help="adding problem: save a checkpoint every this many training sequences")
     p.add_argument("--workers", type=positive_int, default=2,
@@ -102,6 +108,8 @@ def parse_args(argv=None):
         p.error("--forget-bias is for --cell modern (the 1997 cell has no forget gate)")
     if args.optimizer != "sgd" and args.lr is None:
         p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
+    if (args.lr_schedule != "constant" or args.train_to_cap) and args.task != "adding":
+        p.error("--lr-schedule and --train-to-cap are for --task adding")
     if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
                                          or args.autograd or args.batch_size != 1 or args.optimizer != "sgd"):
         p.error("--sequential-construction works with --task reber, the 1997 cell and the paper's online "
@@ -141,6 +149,14 @@ def online_engine(model, args, device) -> OnlineLSTM1997 | None:
             and args.batch_size == 1 and device.type == "cpu":
         return OnlineLSTM1997(model)
     return None
+
+
+def scheduled_lr(lr: float, seen: int, total: int, schedule: str) -> float:
+    """The learning rate for the update after ``seen`` of ``total`` training sequences: ``lr`` throughout
+    (the paper's), or cosine decay from ``lr`` towards 0 over the ``total`` sequences (``--lr-schedule cosine``)."""
+    if schedule == "constant":
+        return lr
+    return 0.5 * lr * (1 + math.cos(math.pi * min(seen, total) / total))
 
 
 def check_finite(loss: torch.Tensor, where: str) -> None:
@@ -183,7 +199,8 @@ def adding_test(model, x, target, lengths, batch: int = 512) -> dict:
 
 
 def train_adding(cell: str, args, out: Path, device) -> dict:
-    """Online training on fresh random sequences until the paper's stopping rule holds."""
+    """Online training on fresh random sequences until the paper's stopping rule holds (or, with
+    ``--train-to-cap``, for all ``--max-sequences``, noting where the rule first held)."""
     seed_everything(args.seed)
     model = make_model("adding", cell, args).to(device)
     lr = args.lr or DEFAULT_LR["adding"]
@@ -192,7 +209,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
     max_seq = args.max_sequences or 1_000_000
     recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
-    seen, history, t_train = 0, [], 0.0
+    seen, history, t_train, first_met = 0, [], 0.0, None
     ckpt_path = out / "checkpoint.pt"
     if args.resume:
         ck = resume_checkpoint(ckpt_path, map_location=device)
@@ -203,18 +220,24 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
         recent.extend(zip(ck["recent_sq"].tolist(), ck["recent_ok"].tolist()))
         seen, history, t_train = int(ck["seen"]), [dict(zip(ck["history_keys"], r)) for r in ck["history"].tolist()], \
             float(ck["train_time_s"])
+        first_met = ck.get("stopping_rule_first_met")
         print(f"resumed from {ckpt_path} after {seen:,} sequences")
-    print(f"adding T={args.T}, {cell}: {count_parameters(model)} weights, lr {lr}, batch {args.batch_size}")
+    schedule = "" if args.lr_schedule == "constant" else f" ({args.lr_schedule} decay over {max_seq:,} sequences)"
+    print(f"adding T={args.T}, {cell}: {count_parameters(model)} weights, lr {lr}{schedule}, batch {args.batch_size}")
     from tqdm.auto import tqdm
     bar = tqdm(total=max_seq, initial=seen, disable=args.no_progress, desc=f"adding-{cell}", unit="seq")
     t0 = time.perf_counter()
     online = online_engine(model, args, device)
-    stopped = stopping_rule_met(recent)                       # a resumed run that had already stopped stays stopped
+    # a resumed run that had already stopped stays stopped
+    stopped = stopping_rule_met(recent) and not args.train_to_cap
     while seen < max_seq and not stopped:
         x, y, lengths = adding_problem(args.batch_size, args.T, data_rng)
+        lr_now = scheduled_lr(lr, seen, max_seq, args.lr_schedule)
+        for group in opt.param_groups:
+            group["lr"] = lr_now
         if online is not None:                              # the same update, by the closed form
             n = int(lengths[0])
-            loss, y_last = online.update_from_last_step(x[0, :n].numpy(), y[:1].numpy(), lr)
+            loss, y_last = online.update_from_last_step(x[0, :n].numpy(), y[:1].numpy(), lr_now)
             err = torch.tensor([y_last[0] - float(y[0])])
             check_finite(torch.tensor(loss), f"sequence {seen + 1}")
         else:
@@ -229,14 +252,16 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
             history.append({"sequences": seen, "train_mse": mse, "recent_correct": ok / len(recent)})
             bar.set_postfix(mse=f"{mse:.4f}", recent_ok=ok)
         if stopping_rule_met(recent):
-            stopped = True
-            break
+            first_met = first_met or seen
+            if not args.train_to_cap:
+                stopped = True
+                break
         if seen % args.checkpoint_every < args.batch_size:
             save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history,
-                                   t_train + time.perf_counter() - t0)
+                                   t_train + time.perf_counter() - t0, first_met)
     bar.close()
     t_train += time.perf_counter() - t0
-    save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history, t_train)
+    save_adding_checkpoint(ckpt_path, model, opt, data_rng, recent, seen, history, t_train, first_met)
     test = adding_test(model, test_x.to(device), test_y.to(device), test_len.to(device))
     atomic_save(model.state_dict(), out / "model.pt")
     write_json(history, out / "history.json")
@@ -244,10 +269,16 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
                title=f"adding problem, T = {args.T}, {cell} cell")
     result = {"task": "adding", "cell": cell, "T": args.T, "weights": count_parameters(model), "lr": lr,
               "batch_size": args.batch_size, "sequences": seen, "stopping_rule_met": stopped,
+              "lr_schedule": args.lr_schedule, "trained_to_cap": args.train_to_cap,
+              "stopping_rule_first_met_after": first_met,
               "test_wrong": test["wrong"], "test_size": args.test_size, "test_mse": test["mse"],
               "test_max_abs_error": test["max_abs_error"], "train_time_s": t_train}
-    print(f"adding-{cell}: {seen:,} sequences ({'stopping rule met' if stopped else 'gave up'}), "
-          f"{test['wrong']} of {args.test_size} test sequences wrong")
+    if args.train_to_cap:
+        ending = "trained to the cap; the stopping rule " + \
+            ("never held" if first_met is None else f"first held after {first_met:,}")
+    else:
+        ending = "stopping rule met" if stopped else "gave up"
+    print(f"adding-{cell}: {seen:,} sequences ({ending}), {test['wrong']} of {args.test_size} test sequences wrong")
     return result
 
 
@@ -258,11 +289,12 @@ def stopping_rule_met(recent: collections.deque) -> bool:
         sum(sq for sq, _ in recent) / len(recent) < 0.01
 
 
-def save_adding_checkpoint(path, model, opt, data_rng, recent, seen, history, train_time):
+def save_adding_checkpoint(path, model, opt, data_rng, recent, seen, history, train_time, first_met):
     keys = ["sequences", "train_mse", "recent_correct"]
     atomic_save({
         "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
         "data_rng": data_rng.get_state(), "seen": seen, "train_time_s": train_time,
+        "stopping_rule_first_met": first_met,
         "recent_sq": torch.tensor([r[0] for r in recent], dtype=torch.float64),
         "recent_ok": torch.tensor([r[1] for r in recent], dtype=torch.bool),
         "history": torch.tensor([[h[k] for k in keys] for h in history], dtype=torch.float64).reshape(-1, 3),
@@ -457,7 +489,9 @@ def main(argv=None) -> int:
                 optimiser = "_adam" if args.optimizer == "adam" else ""    # a deviation gets its own metric name
                 if task == "adding":
                     paper_wrong = PAPER_ADDING.get(args.T, (None, None))[0]
-                    metrics.append(metric(f"adding_T{args.T}_{cell}{optimiser}_test_wrong", r["test_wrong"],
+                    variant = optimiser + ("" if args.lr_schedule == "constant" else f"_{args.lr_schedule}") + \
+                        ("_to_cap" if args.train_to_cap else "")
+                    metrics.append(metric(f"adding_T{args.T}_{cell}{variant}_test_wrong", r["test_wrong"],
                                           paper=paper_wrong, band=(0, 3), of=args.test_size,
                                           sequences=r["sequences"]))
                 else:
@@ -493,7 +527,8 @@ def main(argv=None) -> int:
                          "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T,
                          "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
-                         "reber_sequential_construction": args.sequential_construction},
+                         "reber_sequential_construction": args.sequential_construction,
+                         "lr_schedule": args.lr_schedule, "adding_train_to_cap": args.train_to_cap},
     )
     print_metrics(metrics, out)
     return 0
