@@ -396,6 +396,10 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     assert built["reber_lr_selection.json"]["chosen"] == {"paper": 0.1, "output bias": 0.5}
     assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
     assert built["adding_adam_selection.json"]["chosen"] == {"lr": 0.01, "batch_size": 256}
+    cosine = built["adding_adam_cosine_selection.json"]
+    assert cosine["chosen"] == {"lr": 0.003, "batch_size": 256, "sequences": 3_000_064}
+    assert [(s["lr"], s["seeds"]) for s in cosine["summary"]] == [(0.003, [100, 101, 102]), (0.01, [100, 101, 102])]
+    assert all(r["seed"] >= 100 for r in cosine["runs"])          # validation seeds only, never a final run's
 
     runs = tmp_path / "validation"
     shutil.copytree(selection.VALIDATION, runs)
