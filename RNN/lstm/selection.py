@@ -162,6 +162,7 @@ def adding_adam_cosine_selection(runs: list[dict]) -> dict:
         summary.append({"lr": lr, "seeds": seeds, "held_out_wrong": wrong, "mean": sum(wrong) / len(wrong),
                         "worst": max(wrong)})
     best = min(summary, key=lambda s: (s["mean"], s["worst"]))
+    chosen = next(e for e in adding if e["lr"] == best["lr"])      # its batch size and budget, from its own runs
     return {
         "purpose": "Adam's initial learning rate for the 1997 cell on the adding problem when the rate decays to 0 "
                    "(cosine) over a fixed budget of training sequences and the test comes after the whole budget "
@@ -173,7 +174,7 @@ def adding_adam_cosine_selection(runs: list[dict]) -> dict:
         "records": RECORDS,
         "runs": adding,
         "summary": summary,
-        "chosen": {"lr": best["lr"], "batch_size": adding[0]["batch_size"], "sequences": adding[0]["sequences"]},
+        "chosen": {"lr": best["lr"], "batch_size": chosen["batch_size"], "sequences": chosen["sequences"]},
     }
 
 
