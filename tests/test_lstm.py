@@ -385,6 +385,35 @@ def test_update_from_last_step_equals_the_per_step_online_update():
     assert not torch.equal(a.W.detach(), w_before)
 
 
+def test_per_string_update_is_one_autograd_step_and_differs_from_per_step(tmp_path):
+    """--update-every string: the NumPy update equals one plain gradient step through the truncated model on the
+    whole string; the per-step online update (the default) is a different algorithm on a Reber string."""
+    torch.manual_seed(0)
+    a, b, c = (LSTM1997(reber_config()).double() for _ in range(3))
+    b.load_state_dict(a.state_dict())
+    c.load_state_dict(a.state_dict())
+    x, target, lengths = encode_reber(reber_sets(1, torch.Generator().manual_seed(0)))
+    xs, ts = x[:1, :lengths[0]].double(), target[:1, :lengths[0]].double()
+    e, _ = OnlineLSTM1997(a).update_per_sequence(xs[0].numpy(), ts[0].numpy(), np.ones_like(ts[0].numpy()), 0.5)
+    loss = train.reber_loss(b, xs, ts, lengths[:1])
+    assert e == pytest.approx(loss.item(), rel=1e-12)
+    loss.backward()
+    with torch.no_grad():
+        for p in b.parameters():
+            p -= 0.5 * p.grad
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-10, atol=1e-13, err_msg=name)
+    OnlineLSTM1997(c).online_sequence(xs[0].numpy(), ts[0].numpy(), np.ones_like(ts[0].numpy()), 0.5)
+    assert not np.allclose(a.W.detach().numpy(), c.W.detach().numpy(), rtol=1e-6)
+    rec = _quick(tmp_path, "--task", "reber", "--update-every", "string")
+    assert rec["hyperparameters"]["reber_update_every_1997"] == "string"
+    assert [m["name"] for m in rec["metrics"]] == ["reber_1997_per_string_trials_solved"]
+    for bad in (["--task", "adding", "--update-every", "string"],
+                ["--task", "reber", "--update-every", "string", "--optimizer", "adam", "--lr", "0.01"]):
+        with pytest.raises(SystemExit):
+            train.parse_args(bad)
+
+
 def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     """results/*_selection.json are rebuilt from results/validation/ by RNN/lstm/selection.py; a changed record
     changes the choice, and --check notices a file that no longer matches."""
@@ -393,7 +422,11 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     from RNN.lstm import selection
     assert selection.main(["--check"]) == 0
     built = selection.build()
-    assert built["reber_lr_selection.json"]["chosen"] == {"paper": 0.1, "output bias": 0.5}
+    reber = built["reber_lr_selection.json"]
+    assert reber["chosen"] == {"paper": 0.1, "output bias": 0.5, "Adam": 0.003}
+    adam = [(e["lr"], e["solved"]) for e in reber["runs"] if e["variant"].startswith("Adam")]
+    assert adam == [(0.003, 4), (0.01, 3)]                        # six seeds each, capped at 100,000 strings
+    assert [e["cap"] for e in reber["other_probes"] if e["variant"].startswith("Adam")] == [30_000] * 3
     assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
     assert built["adding_adam_selection.json"]["chosen"] == {"lr": 0.01, "batch_size": 256}
     cosine = built["adding_adam_cosine_selection.json"]

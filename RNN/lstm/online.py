@@ -115,17 +115,27 @@ class OnlineLSTM1997:
             grads["cell_bias"] = d_cell.sum(0)
         return grads
 
-    def update_from_last_step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
-        """One sequence whose only error is at its last step (the adding problem): the weight change of
-        :meth:`online_sequence`, computed as one forward pass and the closed form of :meth:`gradients`, about
-        twice as fast. ``target``: the last step's targets (n_out). Returns E = 1/2 |y - target|^2 at the last
-        step, and the last step's outputs."""
+    def update_per_sequence(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float
+                            ) -> tuple[float, np.ndarray]:
+        """One sequence, one weight change: the contributions of all its time steps (App. A.1: "each weight's
+        total update is the sum of the contributions of all time steps"), all computed with the weights the
+        sequence started with, and added once at its end. One forward pass and the closed form of
+        :meth:`gradients`. E = 1/2 sum over masked (step, unit) of (y - target)^2; returns E and the outputs."""
         out, cache = self.forward(x)
-        d_out = np.zeros_like(out)
-        d_out[-1] = out[-1] - target
+        d_out = (out - target) * mask
         for name, grad in self.gradients(cache, d_out).items():
             self.params[name] -= lr * grad
-        return 0.5 * float(d_out[-1] @ d_out[-1]), out[-1]
+        return 0.5 * float((d_out * d_out).sum()), out
+
+    def update_from_last_step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, np.ndarray]:
+        """One sequence whose only error is at its last step (the adding problem). The weight change equals
+        :meth:`online_sequence`'s, since only the last step changes the weights there, and is computed by
+        :meth:`update_per_sequence`, about twice as fast. ``target``: the last step's targets (n_out).
+        Returns E = 1/2 |y - target|^2 at the last step, and the last step's outputs."""
+        targets, mask = np.zeros((len(x), len(target)), x.dtype), np.zeros((len(x), 1), x.dtype)
+        targets[-1], mask[-1] = target, 1.0
+        E, out = self.update_per_sequence(x, targets, mask, lr)
+        return E, out[-1]
 
     def online_sequence(self, x: np.ndarray, target: np.ndarray, mask: np.ndarray, lr: float
                         ) -> tuple[float, np.ndarray]:

@@ -36,6 +36,9 @@ REBER_CRITERION = ("trials solved within the run's cap of training strings; ties
                    "solve (as train.py records it: the lower of two middle values)")
 RECORDS = ("results/validation/<run>/: each run's metrics.json and history.json, copied from the --out folder its "
            "command names; python RNN/lstm/selection.py rebuilds this file from them")
+PER_STRING = ("one update per string (--update-every string: the sum of all its steps' contributions, App. A.1's "
+              "other reading of the paper's online learning)")
+ADAM = "Adam instead of the paper's plain gradient descent (--optimizer adam; one update per string, through autograd)"
 ADDING_FIRST_MSE = 0.01   # the paper's stopping rule asks for an average training error below this
 
 
@@ -60,10 +63,11 @@ def reber_variant(record: dict) -> str:
     do not record it: they ran without it)."""
     hp = {"in_gate_bias": None, "reber_sequential_construction": False, **record["hyperparameters"]}
     if hp.get("optimizer") == "Adam":
-        return "Adam instead of the paper's plain gradient descent (--optimizer adam; one update per string, " \
-               "through autograd)"
+        return ADAM
     if not hp["truncated_gradient"]:
         return "full backpropagation through time (--full-gradient)"
+    if hp.get("reber_update_every_1997") == "string":
+        return PER_STRING
     if hp["reber_sequential_construction"]:
         return "sequential network construction (--sequential-construction, Sec. 4 remedy (1))"
     if hp["in_gate_bias"] is not None:
@@ -74,9 +78,16 @@ def reber_variant(record: dict) -> str:
     return "paper (gates-only biases)"
 
 
+def string_cap(command: str) -> int:
+    """The run's cap of training strings, read from its command (train.py's default when not given)."""
+    words = command.split()
+    return int(words[words.index("--max-sequences") + 1]) if "--max-sequences" in words else 100_000
+
+
 def reber_entry(r: dict) -> dict:
     run, record = r["run"], r["record"]
     entry = {"variant": reber_variant(record), "lr": run["lr"], "solved": run["solved"], "trials": run["trials"],
+             "cap": string_cap(record["command"]),
              "sequences": run["sequences"], "median_sequences_solved": run["median_sequences"],
              "wrong_strings_at_end": [t["curve"][-1]["wrong_strings"] if t["curve"] else None for t in r["history"]],
              "command": record["command"], "commit": record["commit"]}
@@ -97,9 +108,19 @@ def reber_lr_selection(runs: list[dict]) -> dict:
     selection = [e for e in reber if e["variant"] in chosen_from and e["lr"] in table1_rates]
     chosen = {v.split(" (")[0]: best_reber([e for e in selection if e["variant"] == v])["lr"] for v in chosen_from
               if any(e["variant"] == v for e in selection)}
+    # Later probes, each chosen over the same six validation seeds (100-105) at the final runs' cap of 100,000
+    # strings: one update per string among Table 1's rates, and Adam's rate (the earlier four-seed Adam runs
+    # capped at 30,000 strings stay among the other probes).
+    for v, key in ((PER_STRING, "one update per string"), (ADAM, "Adam")):
+        later = [e for e in reber if e["variant"] == v and e["cap"] == 100_000 and e["trials"] == 6
+                 and (v != PER_STRING or e["lr"] in table1_rates)]
+        if later:
+            selection += later
+            chosen[key] = best_reber(later)["lr"]
     return {
-        "purpose": "learning rate for the embedded Reber grammar, chosen on validation trials (seeds 100-103: their "
-                   "own training and test strings and initial weights, none of the final run's seeds 0-9)",
+        "purpose": "learning rate for the embedded Reber grammar, chosen on validation trials (seeds 100-103, and "
+                   "100-105 for the later probes: their own training and test strings and initial weights, none "
+                   "of the final runs' seeds 0-9)",
         "criterion": REBER_CRITERION,
         "records": RECORDS,
         "runs": selection,

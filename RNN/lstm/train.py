@@ -66,7 +66,11 @@ def parse_args(argv=None):
                    help="full backpropagation through time instead of the paper's truncated gradient")
     p.add_argument("--autograd", action="store_true",
                    help="compute the 1997 cell's truncated gradient with autograd, not the NumPy closed form "
-                        "(same numbers, about 15x slower one sequence at a time)")
+                        "(same numbers, about 15x slower one sequence at a time; updates once per sequence)")
+    p.add_argument("--update-every", choices=("step", "string"), default="step",
+                   help="embedded Reber, 1997 cell, plain gradient descent: change the weights at every time step "
+                        "(the paper's online algorithm as we read it, the default) or once per string, the sum of "
+                        "all its steps' contributions (App. A.1's other reading)")
     p.add_argument("--T", type=positive_int, default=100, help="adding problem: minimal sequence length")
     p.add_argument("--max-sequences", type=positive_int, default=None,
                    help="give up after this many training sequences (default: 1,000,000 adding; 100,000 Reber)")
@@ -108,6 +112,11 @@ def parse_args(argv=None):
         p.error("--forget-bias is for --cell modern (the 1997 cell has no forget gate)")
     if args.optimizer != "sgd" and args.lr is None:
         p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
+    if args.update_every == "string" and (args.task != "reber" or args.cell != "1997" or args.full_gradient
+                                          or args.autograd or args.batch_size != 1 or args.optimizer != "sgd"
+                                          or args.sequential_construction):
+        p.error("--update-every string is for --task reber with the 1997 cell and plain gradient descent (the "
+                "other options already update once per string or batch)")
     if (args.lr_schedule != "constant" or args.train_to_cap) and args.task != "adding":
         p.error("--lr-schedule and --train-to-cap are for --task adding")
     if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
@@ -142,11 +151,16 @@ def make_optimizer(model: torch.nn.Module, args, lr: float) -> torch.optim.Optim
     return torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def online_engine(model, args, device) -> OnlineLSTM1997 | None:
-    """The NumPy closed form of the paper's algorithm (RNN/lstm/online.py) where it applies: the 1997 cell,
+def online_engine_applies(args, device) -> bool:
+    """Whether the 1997 cell trains by the NumPy closed form of the paper's algorithm (RNN/lstm/online.py):
     truncated gradient, plain gradient descent, one sequence per update, on the CPU."""
-    if isinstance(model, LSTM1997) and not args.full_gradient and not args.autograd and args.optimizer == "sgd" \
-            and args.batch_size == 1 and device.type == "cpu":
+    return args.cell != "modern" and not args.full_gradient and not args.autograd and args.optimizer == "sgd" \
+        and args.batch_size == 1 and device.type == "cpu"
+
+
+def online_engine(model, args, device) -> OnlineLSTM1997 | None:
+    """The NumPy engine for ``model`` where it applies (:func:`online_engine_applies`), else None."""
+    if isinstance(model, LSTM1997) and online_engine_applies(args, device):
         return OnlineLSTM1997(model)
     return None
 
@@ -344,7 +358,8 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
         if online is not None:                              # the same update, by the closed form
             i = int(pick[0])
             target = np_targets[i, :n]
-            loss = torch.tensor(online.online_sequence(np_inputs[i, :n], target, np.ones_like(target), lr)[0])
+            update = online.update_per_sequence if args.update_every == "string" else online.online_sequence
+            loss = torch.tensor(update(np_inputs[i, :n], target, np.ones_like(target), lr)[0])
             check_finite(loss, f"trial {seed}, sequence {seen + 1}")
             if growth is not None:
                 growth["errors"].append(float(loss))
@@ -496,7 +511,8 @@ def main(argv=None) -> int:
                                           sequences=r["sequences"]))
                 else:
                     variant = ("_output_bias" if args.output_bias else "") + \
-                        ("_sequential" if args.sequential_construction else "") + optimiser
+                        ("_sequential" if args.sequential_construction else "") + optimiser + \
+                        ("_per_string" if args.update_every == "string" else "")
                     name = f"reber_{cell}{variant}_trials_solved"
                     metrics.append(metric(name, r["solved"], paper=10,
                                           band=(8, 10), of=r["trials"], median_sequences=r["median_sequences"]))
@@ -528,7 +544,9 @@ def main(argv=None) -> int:
                          "truncated_gradient": not args.full_gradient, "T": args.T,
                          "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
                          "reber_sequential_construction": args.sequential_construction,
-                         "lr_schedule": args.lr_schedule, "adding_train_to_cap": args.train_to_cap},
+                         "lr_schedule": args.lr_schedule, "adding_train_to_cap": args.train_to_cap,
+                         "reber_update_every_1997": args.update_every if online_engine_applies(args, device)
+                         else "string"},
     )
     print_metrics(metrics, out)
     return 0
