@@ -108,15 +108,12 @@ def reber_lr_selection(runs: list[dict]) -> dict:
     selection = [e for e in reber if e["variant"] in chosen_from and e["lr"] in table1_rates]
     chosen = {v.split(" (")[0]: best_reber([e for e in selection if e["variant"] == v])["lr"] for v in chosen_from
               if any(e["variant"] == v for e in selection)}
-    # Later probes, each chosen over the same six validation seeds (100-105) at the final runs' cap of 100,000
-    # strings: one update per string among Table 1's rates, and Adam's rate (the earlier four-seed Adam runs
-    # capped at 30,000 strings stay among the other probes).
-    for v, key in ((PER_STRING, "one update per string"), (ADAM, "Adam")):
-        later = [e for e in reber if e["variant"] == v and e["cap"] == 100_000 and e["trials"] == 6
-                 and (v != PER_STRING or e["lr"] in table1_rates)]
-        if later:
-            selection += later
-            chosen[key] = best_reber(later)["lr"]
+    # Adam's rate, chosen later over six validation seeds (100-105) at the final runs' cap of 100,000 strings
+    # (the earlier four-seed Adam runs, capped at 30,000 strings, stay among the other probes).
+    adam = [e for e in reber if e["variant"] == ADAM and e["cap"] == 100_000 and e["trials"] == 6]
+    if adam:
+        selection += adam
+        chosen["Adam"] = best_reber(adam)["lr"]
     return {
         "purpose": "learning rate for the embedded Reber grammar, chosen on validation trials (seeds 100-103, and "
                    "100-105 for the later probes: their own training and test strings and initial weights, none "
