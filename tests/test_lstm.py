@@ -472,3 +472,16 @@ def test_finetune_diagnostic_runs_and_records(tmp_path):
         finetune.parse_args(["--weights", str(tmp_path / "missing.pt")])
     with pytest.raises(SystemExit):
         finetune.parse_args(["--sequences", "10", "--batch-size", "4", "--reports", "5"])
+    with pytest.raises(SystemExit):
+        finetune.parse_args(["--test"])                           # a test needs the trained run's weights
+
+    # --test: the fine-tuned weights are tested once, on the test set of train.py's run with the same seed
+    tested = tmp_path / "tested"
+    assert finetune.main(["--weights", str(weights), "--T", "10", "--sequences", "8", "--batch-size", "4",
+                          "--reports", "2", "--val-size", "32", "--seed", "3", "--test", "--test-size", "40",
+                          "--out", str(tested), "--no-progress"]) == 0
+    m = json.loads((tested / "metrics.json").read_text())["metrics"][0]
+    assert m["name"] == "adding_T10_1997_sgd_then_adam_test_wrong" and m["of"] == 40
+    model = LSTM1997(adding_config())
+    model.load_state_dict(torch.load(tested / "model.pt", weights_only=True))
+    assert train.adding_test(model, *train.adding_test_set(40, 10, 3))["wrong"] == m["ours"]

@@ -11,6 +11,11 @@ runs' training streams or test sets, the wrong count per 2,560 and the mean erro
 0.9. If these fall far below the paper-setup's numbers, the network can represent the extremes and the paper's
 optimiser, in our hands, is what stops short. Writes ``finetune.json`` (command, commit, curve) and
 ``finetune.png`` to ``--out``. It is not one of the paper's metrics.
+
+With ``--test`` the fine-tuned network is then tested once on the 2,560 test sequences of train.py's adding run
+with the same ``--seed`` (the run whose ``--weights`` these are), and ``metrics.json`` and ``model.pt`` are
+written too: a two-phase deviation, the paper's training up to its stopping rule followed by Adam, reported under
+its own metric name (``adding_T100_1997_sgd_then_adam_test_wrong``), never as the paper's setup.
 """
 
 from __future__ import annotations
@@ -24,11 +29,11 @@ import matplotlib.pyplot as plt
 import torch
 
 from common.cli import positive_float, positive_int
-from common.results import git_commit
+from common.results import git_commit, metric, print_metrics, write_metrics
 from common.tasks import ADDING_TOLERANCE, adding_problem
 from common.training import describe_device, seed_everything, write_json
-from RNN.lstm.model import LSTM1997, adding_config, count_parameters
-from RNN.lstm.train import adding_errors, adding_update
+from RNN.lstm.model import LSTM1997, adding_config, config_dict, count_parameters
+from RNN.lstm.train import PAPER, PAPER_ADDING, adding_errors, adding_test, adding_test_set, adding_update
 
 VALIDATION_SEED = 60_000   # not a training stream (seeds 0-9, 100-105) nor a test set (10,000 + seed)
 REPO = Path(__file__).resolve().parents[2]
@@ -60,11 +65,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--T", type=positive_int, default=100, help="minimal sequence length")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of fresh weights; the training stream is seeded 50,000 + this")
+    p.add_argument("--test", action="store_true",
+                   help="afterwards, test on the test sequences of train.py's adding run with this --seed (needs "
+                        "--weights from that run); writes metrics.json and model.pt")
+    p.add_argument("--test-size", type=positive_int, default=2560, help="test sequences (with --test)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "lstm-finetune", help="output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.weights is not None and not args.weights.is_file():
         p.error(f"--weights {args.weights} is not a file (a model.pt written by RNN/lstm/train.py --task adding)")
+    if args.test and args.weights is None:
+        p.error("--test needs --weights: the model.pt of train.py's adding run with the same --seed")
     if args.sequences < args.batch_size * args.reports:
         p.error(f"--sequences {args.sequences} is too few for {args.reports} reports of batches of {args.batch_size}")
     return args
@@ -72,6 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    commit = git_commit()
     seed_everything(args.seed)
     model = LSTM1997(adding_config())
     if args.weights is not None:
@@ -94,7 +106,7 @@ def main(argv=None) -> int:
             print(f"{curve[-1]}")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json({"purpose": __doc__.split("\n")[0], "command": "python " + " ".join(sys.argv),
-                "commit": git_commit(), "weights": str(args.weights) if args.weights else None,
+                "commit": commit, "weights": str(args.weights) if args.weights else None,
                 "n_weights": count_parameters(model), "optimizer": "Adam", "lr": args.lr,
                 "batch_size": args.batch_size, "T": args.T, "seed": args.seed,
                 "validation": {"seed": VALIDATION_SEED, "size": args.val_size},
@@ -117,8 +129,28 @@ def main(argv=None) -> int:
     fig.tight_layout()
     fig.savefig(args.out / "finetune.png", dpi=110)
     plt.close(fig)
+    if args.test:
+        write_test(model, args, commit, time.perf_counter() - t0)
     print(f"results in {args.out}")
     return 0
+
+
+def write_test(model: LSTM1997, args, commit: str, wall_time_s: float) -> None:
+    """The one test of the fine-tuned network, on the test set of train.py's run with ``--seed``."""
+    test = adding_test(model, *adding_test_set(args.test_size, args.T, args.seed))
+    name = f"adding_T{args.T}_1997_sgd_then_adam_test_wrong"
+    m = metric(name, test["wrong"], paper=PAPER_ADDING.get(args.T, (None, None))[0], band=(0, 3),
+               of=args.test_size, mse=test["mse"], max_abs_error=test["max_abs_error"])
+    torch.save(model.state_dict(), args.out / "model.pt")
+    write_metrics(args.out, paper=PAPER, metrics=[m],
+                  model={"module": "RNN/lstm/model.py", "class": "LSTM1997",
+                         "kwargs": {"config": config_dict(model.config)}, "weights": "model.pt"},
+                  seed=args.seed, epochs=1, wall_time_s=wall_time_s, device=describe_device(torch.device("cpu")),
+                  commit=commit, weights_before=str(args.weights),
+                  hyperparameters={"optimizer": "Adam", "lr": args.lr, "batch_size": args.batch_size,
+                                   "sequences": args.sequences, "truncated_gradient": True,
+                                   "loss": "1/2 squared error"})
+    print_metrics([m], args.out)
 
 
 if __name__ == "__main__":

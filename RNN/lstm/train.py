@@ -212,6 +212,11 @@ def adding_test(model, x, target, lengths, batch: int = 512) -> dict:
             "max_abs_error": float(errors.max())}
 
 
+def adding_test_set(size: int, T: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The test sequences of the adding run with ``--seed seed``: their own stream, none of the training ones."""
+    return adding_problem(size, T, torch.Generator().manual_seed(10_000 + seed))
+
+
 def train_adding(cell: str, args, out: Path, device) -> dict:
     """Online training on fresh random sequences until the paper's stopping rule holds (or, with
     ``--train-to-cap``, for all ``--max-sequences``, noting where the rule first held)."""
@@ -220,7 +225,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     lr = args.lr or DEFAULT_LR["adding"]
     opt = make_optimizer(model, args, lr)
     data_rng = torch.Generator().manual_seed(args.seed)
-    test_x, test_y, test_len = adding_problem(args.test_size, args.T, torch.Generator().manual_seed(10_000 + args.seed))
+    test_x, test_y, test_len = adding_test_set(args.test_size, args.T, args.seed)
     max_seq = args.max_sequences or 1_000_000
     recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
     seen, history, t_train, first_met = 0, [], 0.0, None
