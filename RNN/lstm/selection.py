@@ -39,6 +39,7 @@ RECORDS = ("results/validation/<run>/: each run's metrics.json and history.json,
 PER_STRING = ("one update per string (--update-every string: the sum of all its steps' contributions, App. A.1's "
               "other reading of the paper's online learning)")
 ADAM = "Adam instead of the paper's plain gradient descent (--optimizer adam; one update per string, through autograd)"
+ADAM_OUTPUT_BIAS = "Adam with output biases (--optimizer adam --output-bias: both deviations together)"
 ADDING_FIRST_MSE = 0.01   # the paper's stopping rule asks for an average training error below this
 
 
@@ -63,7 +64,7 @@ def reber_variant(record: dict) -> str:
     do not record it: they ran without it)."""
     hp = {"in_gate_bias": None, "reber_sequential_construction": False, **record["hyperparameters"]}
     if hp.get("optimizer") == "Adam":
-        return ADAM
+        return ADAM_OUTPUT_BIAS if hp["reber_output_bias"] else ADAM
     if not hp["truncated_gradient"]:
         return "full backpropagation through time (--full-gradient)"
     if hp.get("reber_update_every_1997") == "string":
@@ -108,12 +109,13 @@ def reber_lr_selection(runs: list[dict]) -> dict:
     selection = [e for e in reber if e["variant"] in chosen_from and e["lr"] in table1_rates]
     chosen = {v.split(" (")[0]: best_reber([e for e in selection if e["variant"] == v])["lr"] for v in chosen_from
               if any(e["variant"] == v for e in selection)}
-    # Adam's rate, chosen later over six validation seeds (100-105) at the final runs' cap of 100,000 strings
-    # (the earlier four-seed Adam runs, capped at 30,000 strings, stay among the other probes).
-    adam = [e for e in reber if e["variant"] == ADAM and e["cap"] == 100_000 and e["trials"] == 6]
-    if adam:
-        selection += adam
-        chosen["Adam"] = best_reber(adam)["lr"]
+    # Adam's rate, with and without output biases, chosen later over six validation seeds (100-105) at the final
+    # runs' cap of 100,000 strings (the earlier four-seed Adam runs, capped at 30,000, stay among the other probes).
+    for variant, key in ((ADAM, "Adam"), (ADAM_OUTPUT_BIAS, "Adam with output biases")):
+        later = [e for e in reber if e["variant"] == variant and e["cap"] == 100_000 and e["trials"] == 6]
+        if later:
+            selection += later
+            chosen[key] = best_reber(later)["lr"]
     return {
         "purpose": "learning rate for the embedded Reber grammar, chosen on validation trials (seeds 100-103, and "
                    "100-105 for the later probes: their own training and test strings and initial weights, none "
