@@ -423,7 +423,7 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     assert selection.main(["--check"]) == 0
     built = selection.build()
     reber = built["reber_lr_selection.json"]
-    assert reber["chosen"] == {"paper": 0.1, "output bias": 0.5, "Adam": 0.003}
+    assert reber["chosen"] == {"paper": 0.1, "output bias": 0.5, "Adam": 0.003, "Adam with output biases": 0.01}
     adam = [(e["lr"], e["solved"]) for e in reber["runs"] if e["variant"].startswith("Adam")]
     assert adam == [(0.003, 4), (0.01, 3)]                        # six seeds each, capped at 100,000 strings
     assert [e["cap"] for e in reber["other_probes"] if e["variant"].startswith("Adam")] == [30_000] * 3
