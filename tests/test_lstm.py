@@ -424,8 +424,11 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
     built = selection.build()
     reber = built["reber_lr_selection.json"]
     assert reber["chosen"] == {"paper": 0.1, "output bias": 0.5, "Adam": 0.003, "Adam with output biases": 0.01}
-    adam = [(e["lr"], e["solved"]) for e in reber["runs"] if e["variant"].startswith("Adam")]
+    adam = [(e["lr"], e["solved"]) for e in reber["runs"] if e["variant"].startswith("Adam instead")]
     assert adam == [(0.003, 4), (0.01, 3)]                        # six seeds each, capped at 100,000 strings
+    with_bias = [(e["lr"], e["solved"], e["median_sequences_solved"]) for e in reber["runs"]
+                 if e["variant"].startswith("Adam with output biases")]
+    assert with_bias == [(0.003, 4, 32_000), (0.01, 4, 17_000)]  # a tie, broken by the median strings
     assert [e["cap"] for e in reber["other_probes"] if e["variant"].startswith("Adam")] == [30_000] * 3
     assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
     assert built["adding_adam_selection.json"]["chosen"] == {"lr": 0.01, "batch_size": 256}
