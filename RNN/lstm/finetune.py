@@ -2,6 +2,8 @@
 
     python RNN/lstm/finetune.py --weights RNN/lstm/results/adding-1997/model.pt --out RNN/lstm/results/finetune
     python RNN/lstm/finetune.py --out runs/finetune-scratch             # the same, from fresh weights
+    python RNN/lstm/finetune.py --weights RNN/lstm/results/adding-1997/model.pt --seed 0 --test \
+        --out RNN/lstm/results/sgd-then-adam/seed0                    # then test once: the two-phase deviation
 
 Our runs of the paper's setup stop (by its stopping rule) with 2-15 of 2,560 test sequences wrong, all of them at
 targets near 0 or 1, where the trained output comes out compressed towards the middle. This script keeps training
