@@ -31,11 +31,12 @@ import matplotlib.pyplot as plt
 import torch
 
 from common.cli import positive_float, positive_int
-from common.results import git_commit, metric, print_metrics, write_metrics
+from common.results import git_commit, print_metrics, write_metrics
 from common.tasks import ADDING_TOLERANCE, adding_problem
 from common.training import describe_device, seed_everything, write_json
 from RNN.lstm.model import LSTM1997, adding_config, config_dict, count_parameters
-from RNN.lstm.train import PAPER, PAPER_ADDING, adding_errors, adding_test, adding_test_set, adding_update
+from RNN.lstm.train import (PAPER, adding_errors, adding_test, adding_test_set, adding_update,
+                            adding_wrong_metric)
 
 VALIDATION_SEED = 60_000   # not a training stream (seeds 0-9, 100-105) nor a test set (10,000 + seed)
 REPO = Path(__file__).resolve().parents[2]
@@ -140,9 +141,8 @@ def main(argv=None) -> int:
 def write_test(model: LSTM1997, args, commit: str, wall_time_s: float) -> None:
     """The one test of the fine-tuned network, on the test set of train.py's run with ``--seed``."""
     test = adding_test(model, *adding_test_set(args.test_size, args.T, args.seed))
-    name = f"adding_T{args.T}_1997_sgd_then_adam_test_wrong"
-    m = metric(name, test["wrong"], paper=PAPER_ADDING.get(args.T, (None, None))[0], band=(0, 3),
-               of=args.test_size, mse=test["mse"], max_abs_error=test["max_abs_error"])
+    m = adding_wrong_metric("1997_sgd_then_adam", test["wrong"], args.T, args.test_size, mse=test["mse"],
+                            max_abs_error=test["max_abs_error"])
     torch.save(model.state_dict(), args.out / "model.pt")
     write_metrics(args.out, paper=PAPER, metrics=[m],
                   model={"module": "RNN/lstm/model.py", "class": "LSTM1997",

@@ -217,6 +217,13 @@ def adding_test_set(size: int, T: int, seed: int) -> tuple[torch.Tensor, torch.T
     return adding_problem(size, T, torch.Generator().manual_seed(10_000 + seed))
 
 
+def adding_wrong_metric(variant: str, wrong: int, T: int, of: int, **extra) -> dict:
+    """The checked adding-problem number ``adding_T<T>_<variant>_test_wrong``: wrong test sequences against
+    Table 7's figure for this T and our band of at most 3."""
+    return metric(f"adding_T{T}_{variant}_test_wrong", wrong, paper=PAPER_ADDING.get(T, (None, None))[0],
+                  band=(0, 3), of=of, **extra)
+
+
 def train_adding(cell: str, args, out: Path, device) -> dict:
     """Online training on fresh random sequences until the paper's stopping rule holds (or, with
     ``--train-to-cap``, for all ``--max-sequences``, noting where the rule first held)."""
@@ -508,12 +515,10 @@ def main(argv=None) -> int:
                     continue                      # a comparison, reported in the details table, not a target
                 optimiser = "_adam" if args.optimizer == "adam" else ""    # a deviation gets its own metric name
                 if task == "adding":
-                    paper_wrong = PAPER_ADDING.get(args.T, (None, None))[0]
                     variant = optimiser + ("" if args.lr_schedule == "constant" else f"_{args.lr_schedule}") + \
                         ("_to_cap" if args.train_to_cap else "")
-                    metrics.append(metric(f"adding_T{args.T}_{cell}{variant}_test_wrong", r["test_wrong"],
-                                          paper=paper_wrong, band=(0, 3), of=args.test_size,
-                                          sequences=r["sequences"]))
+                    metrics.append(adding_wrong_metric(f"{cell}{variant}", r["test_wrong"], args.T, args.test_size,
+                                                       sequences=r["sequences"]))
                 else:
                     variant = ("_output_bias" if args.output_bias else "") + \
                         ("_sequential" if args.sequential_construction else "") + optimiser + \
