@@ -430,6 +430,8 @@ def test_selection_files_are_what_the_validation_records_give(tmp_path, capsys):
                  if e["variant"].startswith("Adam with output biases")]
     assert with_bias == [(0.003, 4, 32_000), (0.01, 4, 17_000)]  # a tie, broken by the median strings
     assert [e["cap"] for e in reber["other_probes"] if e["variant"].startswith("Adam")] == [30_000] * 3
+    baseline = [(e["lr"], e["cap"], e["trials"]) for e in reber["other_probes"] if e["variant"].startswith("paper")]
+    assert baseline == [(0.1, 100_000, 6)]                         # the paper's setup on the later probes' seeds
     assert built["modern_selection.json"]["chosen"]["reber"].startswith("Adam lr 0.03, PyTorch's initialisation")
     assert built["adding_adam_selection.json"]["chosen"] == {"lr": 0.01, "batch_size": 256}
     cosine = built["adding_adam_cosine_selection.json"]
