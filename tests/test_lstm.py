@@ -131,6 +131,22 @@ def test_loss_falls_on_a_tiny_reber_set():
     assert train.reber_loss(model, *data).item() < 0.6 * before
 
 
+def test_data_seed_gives_every_trial_the_same_strings():
+    """--data-seed: the paper's protocol (Sec. 5.1), several trials on one pair of training and test sets; without
+    it each trial draws its own strings from its seed, as before the option existed."""
+    own = train.parse_args(["--task", "reber"])
+    tr0, te0, _ = train.reber_data(0, own)
+    assert tr0 == reber_sets(256, torch.Generator().manual_seed(0))
+    assert train.reber_data(1, own)[0] != tr0
+    shared = train.parse_args(["--task", "reber", "--data-seed", "1000"])
+    (tr_a, te_a, rng_a), (tr_b, te_b, rng_b) = train.reber_data(0, shared), train.reber_data(1, shared)
+    assert tr_a == tr_b and te_a == te_b and len(tr_a) == len(te_a) == 256 and not set(tr_a) & set(te_a)
+    picks = [torch.randint(0, 256, (20,), generator=r).tolist() for r in (rng_a, rng_b)]
+    assert picks[0] != picks[1]                          # the order of training strings is the trial's own
+    with pytest.raises(SystemExit):
+        train.parse_args(["--task", "adding", "--data-seed", "1"])
+
+
 def _quick(tmp_path, *extra):
     assert train.main(["--quick", "--no-progress", "--out", str(tmp_path), *extra]) == 0
     return json.loads((tmp_path / "metrics.json").read_text())

@@ -96,6 +96,11 @@ def parse_args(argv=None):
                         "recorded (where it first held) but does not end training (a deviation)")
     p.add_argument("--checkpoint-every", type=positive_int, default=20_000,
                    help="adding problem: save a checkpoint every this many training sequences")
+    p.add_argument("--data-seed", type=int, default=None,
+                   help="embedded Reber: draw every trial's 256 training and 256 test strings from this one seed, "
+                        "so that the trials differ only in their initial weights and the order of training strings "
+                        "(the paper ran 10 trials on each of 3 such pairs of sets, Sec. 5.1); default: each trial "
+                        "draws its own strings from its seed")
     p.add_argument("--workers", type=positive_int, default=2,
                    help="embedded Reber on the CPU: trials run side by side in this many processes")
     p.add_argument("--eval-every", type=positive_int, default=1000,
@@ -108,6 +113,8 @@ def parse_args(argv=None):
             blocks = args.blocks or (adding_config if task == "adding" else reber_config)().blocks
             if len(args.in_gate_bias) != blocks:
                 p.error(f"--in-gate-bias has {len(args.in_gate_bias)} values; the {task} network has {blocks} blocks")
+    if args.data_seed is not None and args.task != "reber":
+        p.error("--data-seed is for --task reber (the adding problem draws fresh sequences all the time)")
     if args.forget_bias is not None and args.cell != "modern":
         p.error("--forget-bias is for --cell modern (the 1997 cell has no forget gate)")
     if args.optimizer != "sgd" and args.lr is None:
@@ -345,15 +352,23 @@ def reber_solved(model, sets) -> tuple[bool, int]:
     return wrong == 0, wrong
 
 
+def reber_data(seed: int, args) -> tuple[list[str], list[str], torch.Generator]:
+    """A trial's training and test strings (Sec. 5.1: 256 each, no test string a training string), and the
+    generator that then picks its training strings. With ``--data-seed`` every trial gets the same strings."""
+    rng = torch.Generator().manual_seed(seed)
+    data = rng if args.data_seed is None else torch.Generator().manual_seed(args.data_seed)
+    n = 256 if not args.quick else 32
+    train_strings = reber_sets(n, data)
+    return train_strings, reber_sets(n, data, exclude=set(train_strings)), rng
+
+
 def reber_trial(cell: str, seed: int, args, device) -> dict:
-    """One trial of Sec. 5.1: fresh training and test sets, train until all 512 strings are predicted correctly."""
+    """One trial of Sec. 5.1: training and test sets, train until all 512 strings are predicted correctly."""
     seed_everything(seed)
     model = make_model("reber", cell, args).to(device)
     lr = args.lr or DEFAULT_LR["reber"]
     opt = make_optimizer(model, args, lr)
-    rng = torch.Generator().manual_seed(seed)
-    train_strings = reber_sets(256 if not args.quick else 32, rng)
-    test_strings = reber_sets(256 if not args.quick else 32, rng, exclude=set(train_strings))
+    train_strings, test_strings, rng = reber_data(seed, args)
     train = [t.to(device) for t in encode_reber(train_strings)]
     test = [t.to(device) for t in encode_reber(test_strings)]
     max_seq = args.max_sequences or 100_000
@@ -553,6 +568,7 @@ def main(argv=None) -> int:
                          "loss": "1/2 squared error", "batch_size": args.batch_size,
                          "truncated_gradient": not args.full_gradient, "T": args.T,
                          "reber_output_bias": args.output_bias, "in_gate_bias": args.in_gate_bias,
+                         "reber_data_seed": args.data_seed,
                          "reber_sequential_construction": args.sequential_construction,
                          "lr_schedule": args.lr_schedule, "adding_train_to_cap": args.train_to_cap,
                          "reber_update_every_1997": args.update_every if online_engine_applies(args, device)
