@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from common.training import write_json
+from RNN.lstm.train import MAX_SEQUENCES
 
 PAPER_DIR = Path(__file__).resolve().parent
 RESULTS = PAPER_DIR / "results"
@@ -82,7 +83,7 @@ def reber_variant(record: dict) -> str:
 def string_cap(command: str) -> int:
     """The run's cap of training strings, read from its command (train.py's default when not given)."""
     words = command.split()
-    return int(words[words.index("--max-sequences") + 1]) if "--max-sequences" in words else 100_000
+    return int(words[words.index("--max-sequences") + 1]) if "--max-sequences" in words else MAX_SEQUENCES["reber"]
 
 
 def reber_entry(r: dict) -> dict:
@@ -114,7 +115,8 @@ def reber_lr_selection(runs: list[dict]) -> dict:
     # Adam's rate, with and without output biases, chosen later over six validation seeds (100-105) at the final
     # runs' cap of 100,000 strings (the earlier four-seed Adam runs, capped at 30,000, stay among the other probes).
     for variant, key in ((ADAM, "Adam"), (ADAM_OUTPUT_BIAS, "Adam with output biases")):
-        later = [e for e in reber if e["variant"] == variant and e["cap"] == 100_000 and e["trials"] == 6]
+        later = [e for e in reber
+                 if e["variant"] == variant and e["cap"] == MAX_SEQUENCES["reber"] and e["trials"] == 6]
         if later:
             selection += later
             chosen[key] = best_reber(later)["lr"]

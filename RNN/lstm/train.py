@@ -48,6 +48,7 @@ PAPER_ADDING = {100: (1, 74_000), 500: (0, 209_000), 1000: (1, 853_000)}   # Tab
 # Adding: the paper's 0.5. Reber: the paper tried 0.1, 0.2 and 0.5; 0.1 did best on our validation trials
 # (results/reber_lr_selection.json: 1 of 4 solved, against 0 of 4 at 0.2 and 0.5).
 DEFAULT_LR = {"adding": 0.5, "reber": 0.1}
+MAX_SEQUENCES = {"adding": 1_000_000, "reber": 100_000}   # a run gives up after this many (--max-sequences)
 
 
 def parse_args(argv=None):
@@ -73,7 +74,8 @@ def parse_args(argv=None):
                         "all its steps' contributions (App. A.1's other reading)")
     p.add_argument("--T", type=positive_int, default=100, help="adding problem: minimal sequence length")
     p.add_argument("--max-sequences", type=positive_int, default=None,
-                   help="give up after this many training sequences (default: 1,000,000 adding; 100,000 Reber)")
+                   help="give up after this many training sequences (default: "
+                        f"{MAX_SEQUENCES['adding']:,} adding; {MAX_SEQUENCES['reber']:,} Reber)")
     p.add_argument("--test-size", type=positive_int, default=2560, help="adding problem: test sequences")
     p.add_argument("--trials", type=positive_int, default=10, help="embedded Reber: trials (seeds seed..seed+n-1)")
     p.add_argument("--blocks", type=positive_int, default=None, help="memory blocks (default: the paper's)")
@@ -119,15 +121,14 @@ def parse_args(argv=None):
         p.error("--forget-bias is for --cell modern (the 1997 cell has no forget gate)")
     if args.optimizer != "sgd" and args.lr is None:
         p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
-    if args.update_every == "string" and (args.task != "reber" or args.cell != "1997" or args.full_gradient
-                                          or args.autograd or args.batch_size != 1 or args.optimizer != "sgd"
-                                          or args.sequential_construction):
+    # The Reber options below change the paper's online algorithm, so they need the engine that runs it.
+    reber_online = args.task == "reber" and args.cell == "1997" and online_engine_applies(args, torch.device("cpu"))
+    if args.update_every == "string" and (not reber_online or args.sequential_construction):
         p.error("--update-every string is for --task reber with the 1997 cell and plain gradient descent (the "
                 "other options already update once per string or batch)")
     if (args.lr_schedule != "constant" or args.train_to_cap) and args.task != "adding":
         p.error("--lr-schedule and --train-to-cap are for --task adding")
-    if args.sequential_construction and (args.task != "reber" or args.cell != "1997" or args.full_gradient
-                                         or args.autograd or args.batch_size != 1 or args.optimizer != "sgd"):
+    if args.sequential_construction and not reber_online:
         p.error("--sequential-construction works with --task reber, the 1997 cell and the paper's online "
                 "algorithm (no --full-gradient, --autograd, --batch-size or --optimizer)")
     return args
@@ -240,7 +241,7 @@ def train_adding(cell: str, args, out: Path, device) -> dict:
     opt = make_optimizer(model, args, lr)
     data_rng = torch.Generator().manual_seed(args.seed)
     test_x, test_y, test_len = adding_test_set(args.test_size, args.T, args.seed)
-    max_seq = args.max_sequences or 1_000_000
+    max_seq = args.max_sequences or MAX_SEQUENCES["adding"]
     recent = collections.deque(maxlen=2000)   # (squared error, correct) of the most recent sequences
     seen, history, t_train, first_met = 0, [], 0.0, None
     ckpt_path = out / "checkpoint.pt"
@@ -371,7 +372,7 @@ def reber_trial(cell: str, seed: int, args, device) -> dict:
     train_strings, test_strings, rng = reber_data(seed, args)
     train = [t.to(device) for t in encode_reber(train_strings)]
     test = [t.to(device) for t in encode_reber(test_strings)]
-    max_seq = args.max_sequences or 100_000
+    max_seq = args.max_sequences or MAX_SEQUENCES["reber"]
     seen, solved, curve, t0 = 0, False, [], time.perf_counter()
     online = online_engine(model, args, device)
     if online is not None:
