@@ -122,7 +122,7 @@ def parse_args(argv=None):
     if args.optimizer != "sgd" and args.lr is None:
         p.error(f"--optimizer {args.optimizer} needs --lr (the default rates are the paper's, for SGD)")
     # The Reber options below change the paper's online algorithm, so they need the engine that runs it.
-    reber_online = args.task == "reber" and args.cell == "1997" and online_engine_applies(args, torch.device("cpu"))
+    reber_online = args.task == "reber" and online_engine_applies(args, torch.device("cpu"))   # the 1997 cell only
     if args.update_every == "string" and (not reber_online or args.sequential_construction):
         p.error("--update-every string is for --task reber with the 1997 cell and plain gradient descent (the "
                 "other options already update once per string or batch)")
