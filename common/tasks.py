@@ -70,7 +70,7 @@ def encode_letters(letters: str) -> torch.Tensor:
 # --------------------------------------------------------------------------- Hochreiter & Schmidhuber (1997)
 
 REBER_SYMBOLS = "BTSXPVE"
-# The Reber grammar (Cleeremans, Servan-Schreiber & McClelland 1989; LSTM paper Fig. 5): from each state the
+# The Reber grammar (Cleeremans, Servan-Schreiber & McClelland 1989; LSTM paper Fig. 3): from each state the
 # two arcs (symbol, next state) are taken with probability 1/2; state 5 can only emit E.
 REBER_ARCS = {
     0: (("T", 1), ("P", 2)),
@@ -97,7 +97,7 @@ def reber(generator: torch.Generator | None = None) -> str:
 
 
 def embedded_reber(generator: torch.Generator | None = None) -> str:
-    """Sec. 5.1 (Fig. 6): B, then T or P, a Reber string, the *same* T or P again, E.
+    """Sec. 5.1 (Fig. 4): B, then T or P, a Reber string, the *same* T or P again, E.
 
     The second T/P can only be predicted by remembering the first one across the embedded string.
     """
