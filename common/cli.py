@@ -1,9 +1,19 @@
-"""The flags every ``train.py`` shares."""
+"""The flags every ``train.py`` shares, and the wrapper every ``main()`` runs in (:func:`run`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+import torch
+
+from common.fileio import UserError
+from common.results import git_commit
+from common.training import NonFiniteLossError, describe_device, resolve_device, seed_everything
 
 
 def positive_int(text: str) -> int:
@@ -35,7 +45,9 @@ def base_parser(description: str, *, epochs: int, batch_size: int, lr: float | N
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = CUDA if available, else CPU")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CPU with AVX-512/AMX, or CUDA)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out: finished parts are kept, the interrupted one "
+                        "continues from its checkpoint.pt (an error when there is none)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: tiny data subset, one or two epochs, seconds; "
                         "writes to runs/ unless --out is given")
@@ -52,3 +64,60 @@ def output_dir(args: argparse.Namespace, paper_dir: Path) -> Path:
     if args.quick:
         return paper_dir.parents[1] / "runs" / f"{paper_dir.name}-quick"
     return paper_dir / "results"
+
+
+# --------------------------------------------------------------------------- the run wrapper
+
+
+@dataclass
+class Run:
+    """What every ``main()`` sets up the same way: made by :func:`run`, handed to the paper's ``train``."""
+
+    args: argparse.Namespace
+    device: torch.device
+    out: Path
+    commit: str                     # the code that trains, taken before anything else can change
+    started: float = field(default_factory=time.perf_counter)
+
+    def resumes(self, folder: Path | None = None) -> bool:
+        """--resume, and ``folder`` (default: the output folder) holds a checkpoint to continue from."""
+        return bool(self.args.resume) and (Path(folder or self.out) / "checkpoint.pt").exists()
+
+    def write_metrics(self, *, paper: str, metrics: list[dict], model, model_kwargs: dict | None = None,
+                      epochs: int, out: Path | None = None, **extra) -> dict:
+        """``results/metrics.json`` with this run's seed, device, commit and wall time filled in."""
+        from common.results import write_metrics
+
+        extra.setdefault("seed", self.args.seed)
+        extra.setdefault("wall_time_s", time.perf_counter() - self.started)
+        return write_metrics(out or self.out, paper=paper, metrics=metrics, model=model, model_kwargs=model_kwargs,
+                             epochs=epochs, device=describe_device(self.device), commit=self.commit,
+                             quick=bool(getattr(self.args, "quick", False)), **extra)
+
+
+def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir: Path) -> int:
+    """Set up the :class:`Run` (commit, device, seed, output folder: ``--out``, else ``results/``, else
+    ``runs/<paper>-quick`` with --quick) and call ``train(run)``. Bad input (missing data, a damaged
+    checkpoint, no GPU for --device cuda) ends in one ``error:`` line and exit status 2; a NaN or
+    infinite loss in exit status 1; Ctrl-C in 130. Nothing is deleted on the way out.
+
+    --resume means one thing everywhere: continue the interrupted run in the output folder (parts
+    already finished are read back, the interrupted one continues from its ``checkpoint.pt``).
+    With no checkpoint there, it is an error."""
+    commit = git_commit()
+    try:
+        device = resolve_device(args.device)
+        seed_everything(args.seed)
+        out = output_dir(args, paper_dir)
+        if getattr(args, "resume", False) and not any(out.rglob("checkpoint.pt")):
+            raise UserError(f"--resume: nothing to resume in {out} (no checkpoint.pt); start without --resume")
+        return train(Run(args, device, out, commit)) or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: each finished epoch is checkpointed; continue with --resume", file=sys.stderr)
+        return 130

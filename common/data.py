@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.fileio import atomic_target
+from common.fileio import UserError, atomic_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV_DATA_DIR = "PAPER_DATA_DIR"
@@ -41,7 +41,7 @@ ENV_MIRROR = "PAPER_DATA_MIRROR"
 ENV_OFFLINE = "PAPER_DATA_OFFLINE"
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """A dataset file is missing or does not match its published checksum."""
 
 

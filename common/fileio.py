@@ -25,3 +25,8 @@ def atomic_target(path: str | os.PathLike):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class UserError(Exception):
+    """Bad input a user can fix (a missing dataset file, a damaged checkpoint, an unusable --device):
+    every script prints it as one ``error:`` line and exits with status 2, deleting nothing."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import inspect
 import json
 import platform
 import re
@@ -26,11 +27,13 @@ FAMILIES = ("CNN", "RNN", "AutoEncoders")
 
 
 def metric(name: str, ours: float, *, paper: float, band: tuple[float, float | None], split: str = "test",
-           **extra) -> dict:
-    """One checked number: ``passed`` is computed here, never typed in. ``band=(lo, None)``: at least lo."""
+           claim: str | None = None, **extra) -> dict:
+    """One checked number: ``passed`` is computed here, never typed in. ``band=(lo, None)``: at least lo.
+    ``claim`` says in words what the number is (the headline table shows it), e.g. "MNIST test error, %"."""
     lo, hi = band
     return {"name": name, "split": split, "paper": paper, "band": [lo, hi], "ours": round(float(ours), 4),
-            "passed": bool(lo <= ours and (hi is None or ours <= hi)), **extra}
+            "passed": bool(lo <= ours and (hi is None or ours <= hi)), **({"claim": claim} if claim else {}),
+            **extra}
 
 
 def git_commit() -> str:
@@ -55,20 +58,41 @@ def command_line(argv: list[str] | None = None) -> str:
     return "python " + " ".join(argv)
 
 
-def write_metrics(out_dir: Path, *, paper: str, metrics: list[dict], model: dict, seed: int, epochs: int,
-                  wall_time_s: float, device: str, commit: str | None = None, **extra) -> dict:
+def model_spec(model: torch.nn.Module, kwargs: dict | None = None, weights: str | None = None) -> dict:
+    """How to rebuild ``model``: its module file (relative to the repository), class and constructor
+    arguments, and the weights file (relative to the metrics file) that fits it."""
+    cls = type(model)
+    module = Path(inspect.getfile(cls)).resolve()
+    try:
+        module = module.relative_to(REPO_ROOT)
+    except ValueError:
+        pass
+    spec = {"module": module.as_posix(), "class": cls.__name__, "kwargs": dict(kwargs or {})}
+    if weights:
+        spec["weights"] = weights
+    return spec
+
+
+def write_metrics(out_dir: Path, *, paper: str, metrics: list[dict], model: torch.nn.Module,
+                  model_kwargs: dict | None = None, weights: str | None = None, seed: int, epochs: int,
+                  wall_time_s: float, device: str, commit: str | None = None,
+                  training_time_s: float | None = None, **extra) -> dict:
     """Write ``out_dir/metrics.json`` in the schema of DESIGN.md and return it.
 
-    ``commit`` should be :func:`git_commit` taken when the run *started* (the code that trained).
+    ``model`` is the trained network (its module, class and ``model_kwargs`` are recorded, see
+    :func:`model_spec`). ``commit`` should be :func:`git_commit` taken when the run *started* (the
+    code that trained). ``training_time_s`` is the total training time behind the numbers (default
+    ``wall_time_s``; larger when parts were trained earlier and read back by --resume).
     """
     record = {
         "paper": paper,
         "metrics": metrics,
-        "model": model,
+        "model": model_spec(model, model_kwargs, weights),
         "command": command_line(),
         "seed": seed,
         "epochs": epochs,
         "wall_time_s": round(wall_time_s, 1),
+        "training_time_s": round(training_time_s if training_time_s is not None else wall_time_s, 1),
         "device": device,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__.split("+")[0],
@@ -115,14 +139,40 @@ def paper_table(record: dict) -> str:
     return "\n".join(rows)
 
 
+# Flags that change where files live, how progress shows, or (--resume: tested to give the same
+# weights) whether a run continues an interrupted one; never a number. The headline table leaves
+# them out of the command it shows, so that the command reproduces the row from a fresh clone.
+LOCATION_FLAGS = {"--data-dir": 1, "--out": 1, "--no-progress": 0, "--resume": 0}
+
+
+def reproduce_command(command: str) -> str:
+    """The recorded command without :data:`LOCATION_FLAGS` (the same run, from a fresh clone)."""
+    words, kept = command.split(), []
+    i = 0
+    while i < len(words):
+        name = words[i].split("=")[0]
+        if name in LOCATION_FLAGS:
+            i += 1 + (LOCATION_FLAGS[name] if "=" not in words[i] else 0)
+            continue
+        kept.append(words[i])
+        i += 1
+    return " ".join(kept)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def top_table(records: dict[str, dict]) -> str:
-    rows = ["| Paper | Metric | Paper's value | Band | Ours | Passed | Wall time | Hardware | Command |",
+    rows = ["| Paper | Claim | Paper's value | Band | Ours | Passed | Training time | Hardware | Command |",
             "|---|---|---|---|---|---|---|---|---|"]
     for folder, rec in sorted(records.items()):
         for m in rec["metrics"]:
-            rows.append(f"| [{folder}]({folder}/README.md) | {m['name']} ({m['split']}) | {_fmt(m['paper'])} | "
+            claim = m.get("claim") or f"{m['name']} ({m['split']})"
+            time_s = rec.get("training_time_s", rec["wall_time_s"])
+            rows.append(f"| [{folder}]({folder}/README.md) | {claim} | {_fmt(m['paper'])} | "
                         f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
-                        f"{rec['wall_time_s'] / 60:.1f} min | {rec['device']} | `{rec['command']}` |")
+                        f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'])}` |")
     return "\n".join(rows)
 
 

@@ -19,8 +19,10 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import random
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common.fileio import atomic_target
+from common.fileio import UserError, atomic_target
 
 Step = Callable[[torch.nn.Module, tuple], tuple[torch.Tensor, dict[str, float]]]
 
@@ -46,7 +48,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+        raise UserError("--device cuda: torch sees no CUDA device on this machine; use --device auto or cpu")
     return device
 
 
@@ -93,22 +95,75 @@ def set_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------- checkpoints
 
 
+class CheckpointError(UserError):
+    """A checkpoint or weights file that cannot be used: missing, damaged, or not a plain weights file."""
+
+
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     with atomic_target(path) as tmp:
         torch.save(obj, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", *,
+                    fix: str = "check the path, or pass another file") -> dict:
+    """Load a checkpoint or a state_dict with ``weights_only=True`` (tensors and plain containers only).
+
+    Every way this can fail becomes a :class:`CheckpointError` that names the file, says what is
+    wrong and ends with ``fix`` (what the user can do). The file itself is never touched."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; {fix}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(
+                f"{path} is not a plain weights file: it holds Python objects that would run code when loaded, "
+                f"which weights_only=True refuses; {fix} (a state_dict saved with torch.save)") from None
+        raise CheckpointError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); {fix}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path} is damaged or not a PyTorch file ({_first_line(e)}); {fix}") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:160] if text else type(e).__name__
+
+
+RESUME_FIX = "start again without --resume (the run restarts from epoch 1), or restore the file from a copy"
 
 
 def resume_checkpoint(path: str | os.PathLike | None, map_location="cpu") -> dict:
-    """The checkpoint a ``--resume`` continues from; a clear FileNotFoundError when there is none."""
+    """The checkpoint a ``--resume`` continues from; a :class:`CheckpointError` when there is none
+    or it cannot be read."""
     if path is None or not Path(path).exists():
-        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    return load_checkpoint(path, map_location)
+        raise CheckpointError(f"--resume: no checkpoint at {path}; start without --resume")
+    ckpt = load_checkpoint(path, map_location, fix=RESUME_FIX)
+    if not isinstance(ckpt, dict) or not {"model", "epoch"} <= set(ckpt):
+        raise CheckpointError(f"{path} is not a training checkpoint (no model and epoch in it); {RESUME_FIX}")
+    return ckpt
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, optimizer=None, *, epoch: int,
+                    history: list[dict], scheduler=None, **extra) -> None:
+    """The one checkpoint format (fit and the online loops): model, optimiser, scheduler, RNG states,
+    epochs done and the history so far, plus ``extra`` (tensors and plain containers)."""
+    atomic_save({"model": model.state_dict(),
+                 "optimizer": optimizer.state_dict() if optimizer is not None else None,
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "rng": rng_state(), "epoch": int(epoch), "history": json.dumps(history), **extra}, path)
+
+
+def restore_checkpoint(ckpt: dict, model: torch.nn.Module, optimizer=None, scheduler=None) -> list[dict]:
+    """Load what :func:`save_checkpoint` wrote back into the objects; returns the history."""
+    model.load_state_dict(ckpt["model"])
+    if optimizer is not None and ckpt.get("optimizer") is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None and ckpt.get("scheduler") is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return json.loads(ckpt["history"])
 
 
 def write_json(obj, path: str | os.PathLike) -> None:
@@ -169,10 +224,19 @@ def evaluate(model: torch.nn.Module, loader: Iterable, step: Step, device: torch
 # --------------------------------------------------------------------------- fit
 
 
-@torch.no_grad()
-def _shift(params: list[torch.Tensor], noise: list[torch.Tensor], sign: int) -> None:
-    for p, e in zip(params, noise):
-        p.add_(e, alpha=sign)
+def sgd_update(forward: Callable[[], torch.Tensor], model: torch.nn.Module, optimizer) -> None:
+    """The default optimisation step: the forward pass, the gradient, one optimiser step."""
+    loss = forward()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def epoch_line(record: dict) -> str:
+    """One line per epoch for logs: ``epoch 3/20  train_loss 0.1234  val_error_pct 1.21  (12.3 s)``."""
+    shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
+                      if isinstance(v, (int, float)) and k not in ("epoch", "epoch_time_s", "train_time_s"))
+    return f"{shown}  ({record.get('epoch_time_s', 0):.1f} s)"
 
 
 def fit(
@@ -186,134 +250,99 @@ def fit(
     scheduler=None,
     device: torch.device | None = None,
     amp: bool = False,
-    checkpoint_path: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
     resume: bool = False,
-    history_path: str | os.PathLike | None = None,
-    curves_path: str | os.PathLike | None = None,
     curve_keys: tuple[str, ...] = ("loss", "error_pct"),
-    max_grad_norm: float | None = None,
-    weight_noise: float = 0.0,
     select: str | None = None,
-    patience: int | None = None,
-    scheduler_metric: str | None = None,
-    per_batch: tuple[str, ...] = (),
-    stop: Callable[[list[dict]], str | None] | None = None,
+    update: Callable = sgd_update,
+    on_epoch_end: Callable[[list[dict]], str | None] | None = None,
     progress: bool = True,
     desc: str = "train",
 ) -> list[dict]:
     """Train ``model`` for ``epochs`` epochs; return the per-epoch history (a list of dicts).
 
-    ``scheduler`` is stepped once per epoch. The loader's ``set_epoch`` (if it has one) is called
-    before each epoch so that shuffling depends on the epoch number alone.
+    Each epoch: the loader's ``set_epoch(epoch)`` (shuffling depends on the epoch alone), one
+    ``update`` per batch, the validation pass, ``scheduler.step()``, then ``on_epoch_end``, then
+    (with ``out``) ``out/checkpoint.pt``, ``out/history.json`` and ``out/curves.png``. A line per
+    epoch is printed, with or without the tqdm bar (``progress``).
 
-    ``max_grad_norm`` rescales the gradient when its norm exceeds it. ``weight_noise`` > 0 adds
-    Gaussian noise of that standard deviation to every weight for the forward and backward pass of
-    each update (Graves 2011), and removes it before the optimiser step.
-    ``select`` names a history key to minimise (e.g. ``"val_loss"``): the model of the best epoch is
-    kept and loaded back at the end (early stopping); with ``patience``, training stops after that
-    many epochs without improvement.
-    ``scheduler_metric`` names a history key passed to ``scheduler.step`` (for ``ReduceLROnPlateau``,
-    e.g. ``"val_error_pct"``). ``per_batch`` names keys of the step's sums to keep for every training
-    batch, in the epoch's record as ``record["batches"][key]`` (a list, in batch order). ``stop`` is
-    called with the history after each epoch (once its checkpoint is written); a non-empty string
-    ends training, and is printed as the reason.
+    ``out`` + ``resume=True`` continues from ``out/checkpoint.pt``: the resumed run ends with the
+    same weights as an uninterrupted one (CPU, fixed seed). ``select`` names a history key to
+    minimise (e.g. ``"val_loss"``): the model of the best epoch is loaded back at the end.
+
+    Two hooks, for what one paper needs:
+
+    * ``update(forward, model, optimizer)`` does one optimisation step; ``forward()`` runs the step
+      under autocast, checks the loss is finite and returns it (default :func:`sgd_update`).
+    * ``on_epoch_end(history)`` may add keys to ``history[-1]`` and returns a reason to stop (or
+      None). If it has ``state_dict``/``load_state_dict``, its state goes into the checkpoint.
+
+    A NaN or infinite loss raises :class:`NonFiniteLossError`; the last good checkpoint is kept.
     """
     from common.plots import plot_history
 
     device = device or next(model.parameters()).device
+    ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
     history: list[dict] = []
-    start_epoch = 0
     best = {"value": math.inf, "epoch": 0, "model": None}
     if resume:
-        ckpt = resume_checkpoint(checkpoint_path, map_location=device)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(ckpt["rng"])
-        history = json.loads(ckpt["history"])
-        start_epoch = int(ckpt["epoch"])
+        ckpt = resume_checkpoint(ckpt_path, map_location=device)
+        history = restore_checkpoint(ckpt, model, optimizer, scheduler)
         if ckpt.get("best_model") is not None:
             best = {"value": float(ckpt["best_value"]), "epoch": int(ckpt["best_epoch"]), "model": ckpt["best_model"]}
-        if progress:
-            print(f"resumed from {checkpoint_path} after epoch {start_epoch}")
+        if ckpt.get("hook") is not None and hasattr(on_epoch_end, "load_state_dict"):
+            on_epoch_end.load_state_dict(ckpt["hook"])
+        print(f"{desc}: resumed from {ckpt_path} after epoch {len(history)}")
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    for epoch in range(start_epoch, epochs):
-        if select is not None and patience is not None and epoch - best["epoch"] >= patience and best["epoch"]:
-            if progress:
-                print(f"early stop: no better {select} for {patience} epochs (best {best['value']:.4f} "
-                      f"at epoch {best['epoch']})")
-            break
+    for epoch in range(len(history), epochs):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
-        batches: dict[str, list] = {k: [] for k in per_batch}
         t0 = time.perf_counter()
         bar = tqdm(train_loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for i, batch in enumerate(bar):
-            noise = [torch.randn_like(p) * weight_noise for p in params] if weight_noise > 0 else []
-            _shift(params, noise, +1)
-            with autocast(device, amp):
-                loss, s = step(model, batch)
-            if not math.isfinite(loss.item()):
-                _shift(params, noise, -1)
-                where = f"epoch {epoch + 1}, batch {i + 1}"
-                kept = (f"the last good checkpoint ({checkpoint_path}, after epoch {epoch}) is kept"
-                        if checkpoint_path and Path(checkpoint_path).exists() else "no checkpoint was written")
-                raise NonFiniteLossError(f"loss became {loss.item()} at {where}; {kept}. "
-                                         "Try a lower --lr (or --resume from the checkpoint with one).")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            _shift(params, noise, -1)  # the gradient was taken at the noisy weights; the update is not
-            if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-            optimizer.step()
-            for k, v in s.items():
-                sums[k] = sums.get(k, 0) + v
-            for k in per_batch:
-                batches[k].append(s[k])
+            def forward(batch=batch, i=i):
+                with autocast(device, amp):
+                    loss, s = step(model, batch)
+                if not math.isfinite(loss.item()):
+                    kept = (f"the last good checkpoint ({ckpt_path}, after epoch {epoch}) is kept"
+                            if ckpt_path is not None and ckpt_path.exists() else "no checkpoint was written")
+                    raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}; "
+                                             f"{kept}. Try a lower --lr (or --resume from the checkpoint with one).")
+                for k, v in s.items():
+                    sums[k] = sums.get(k, 0) + v
+                return loss
+
+            update(forward, model, optimizer)
             if progress and i % 20 == 0:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in summarize(sums).items()})
-        train_time = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(train_time, 3)}
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
+                  "train_time_s": round(time.perf_counter() - t0, 3)}
         record.update({f"train_{k}": v for k, v in summarize(sums).items()})
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, step, device, amp).items()})
         if scheduler is not None:
-            scheduler.step(record[scheduler_metric]) if scheduler_metric else scheduler.step()
-        if per_batch:
-            record["batches"] = batches
+            scheduler.step()
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
+        reason = on_epoch_end(history) if on_epoch_end is not None else None
         if select is not None and record[select] < best["value"]:
             best = {"value": record[select], "epoch": epoch + 1,
                     "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        if progress:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items() if k != "batches"}
-            tqdm.write(str(shown))
-        if checkpoint_path is not None:
-            atomic_save({
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng_state(),
-                "epoch": epoch + 1,
-                "history": json.dumps(history),
-                "best_model": best["model"], "best_value": best["value"], "best_epoch": best["epoch"],
-            }, checkpoint_path)
-        if history_path is not None:
-            write_json(history, history_path)
-        if curves_path is not None:
-            plot_history(history, curves_path, keys=curve_keys)
-        reason = stop(history) if stop is not None else None
+        tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}  {epoch_line(record)}")
+        if out is not None:
+            hook_state = on_epoch_end.state_dict() if hasattr(on_epoch_end, "state_dict") else None
+            save_checkpoint(ckpt_path, model, optimizer, epoch=epoch + 1, history=history, scheduler=scheduler,
+                            best_model=best["model"], best_value=best["value"], best_epoch=best["epoch"],
+                            hook=hook_state)
+            write_json(history, Path(out) / "history.json")
+            if curve_keys:
+                plot_history(history, Path(out) / "curves.png", keys=curve_keys)
         if reason:
-            if progress:
-                print(f"stopped after epoch {epoch + 1}: {reason}")
+            print(f"{desc}: stopped after epoch {epoch + 1}: {reason}")
             break
     if best["model"] is not None:
         model.load_state_dict(best["model"])
-        if progress:
-            print(f"kept the model of epoch {best['epoch']} (best {select} {best['value']:.4f})")
+        print(f"{desc}: kept the model of epoch {best['epoch']} (best {select} {best['value']:.4f})")
     return history

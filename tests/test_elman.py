@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from common.tasks import temporal_xor
+from RNN.elman.tasks import temporal_xor
 from common.training import load_checkpoint
 from RNN.elman import train
 from RNN.elman.model import PAPER_SIZES, SRN, count_parameters
@@ -112,7 +112,7 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         train.parse_args(["--task", "words"])
     with pytest.raises(ValueError, match="letter"):
-        from common.tasks import encode_letters
+        from RNN.elman.tasks import encode_letters
         encode_letters("baz")
     assert train.main(["--task", "xor", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.tasks import adding_problem, encode_reber, reber_sets
+from RNN.lstm.tasks import adding_problem, encode_reber, reber_sets
 from common.training import load_checkpoint
 from RNN.lstm import train
 from RNN.lstm.model import (PAPER_WEIGHTS, LSTM1997, ModernLSTM, adding_config, build, count_parameters, g,

@@ -1,12 +1,12 @@
-"""The synthetic tasks of common/tasks.py against the papers' specifications."""
+"""The tasks of RNN/lstm/tasks.py against Hochreiter & Schmidhuber (1997)'s specification."""
 
 import re
 
 import pytest
 import torch
 
-from common.tasks import (ADDING_TOLERANCE, LETTER_FEATURES, REBER_SYMBOLS, adding_problem, embedded_reber,
-                          encode_reber, letter_sequence, reber_correct, reber_next_sets, reber_sets, temporal_xor)
+from RNN.lstm.tasks import (ADDING_TOLERANCE, REBER_SYMBOLS, adding_problem, embedded_reber, encode_reber,
+                           reber_correct, reber_next_sets, reber_sets)
 
 # An independent check of the grammar: the Reber language written as a regular expression (Cleeremans et al.
 # 1989). From the state after "BT": S* X, then S (to the end) or X and the P-branch; the P-branch is
@@ -18,26 +18,6 @@ EMBEDDED_RE = re.compile(rf"^B(T{REBER_RE}T|P{REBER_RE}P)E$")
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
-
-
-def test_temporal_xor_every_third_bit_is_the_xor():
-    s = temporal_xor(500, gen()).long()
-    assert s.shape == (1500,) and set(s.tolist()) <= {0, 1}
-    t = s.view(-1, 3)
-    assert torch.equal(t[:, 2], t[:, 0] ^ t[:, 1])
-    assert 0.4 < t[:, :2].float().mean() < 0.6      # the first two bits are fair coin flips
-    with pytest.raises(ValueError):
-        temporal_xor(0)
-
-
-def test_letter_sequence_words_and_features():
-    letters, feats = letter_sequence(300, gen())
-    assert re.fullmatch(r"(ba|dii|guuu)+", letters)
-    assert len(re.findall(r"[bdg]", letters)) == 300
-    assert feats.shape == (len(letters), 6)
-    for c, row in zip(letters, feats):
-        assert tuple(int(v) for v in row) == LETTER_FEATURES[c]
-    assert len({tuple(v) for v in LETTER_FEATURES.values()}) == 6   # every letter coded uniquely (Table 1)
 
 
 def test_embedded_reber_strings_are_in_the_grammar():
