@@ -1,8 +1,11 @@
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from common import results
+from common.data import REPO_ROOT
 from common.results import BEGIN, END, metric, paper_table, render, stale_readmes
 
 
@@ -68,3 +71,68 @@ def test_cli_check_exit_code(monkeypatch, tmp_path):
     assert results.main(["--check"]) == 1
     assert results.main([]) == 0
     assert results.main(["--check"]) == 0
+
+
+def test_reproduce_command_drops_only_location_flags():
+    cmd = ("python CNN/alexnet/train.py --resume --epochs 30 --amp --data-dir /tmp/x --no-progress "
+           "--out=CNN/alexnet/results/raw --lr 0.1")
+    assert results.reproduce_command(cmd) == "python CNN/alexnet/train.py --epochs 30 --amp --lr 0.1"
+
+
+def test_model_spec_comes_from_the_object():
+    from torch import nn
+
+    spec = results.model_spec(nn.Linear(2, 3), {"in_features": 2, "out_features": 3}, weights="model.pt")
+    assert spec["class"] == "Linear" and spec["module"].endswith("torch/nn/modules/linear.py")
+    assert spec["kwargs"] == {"in_features": 2, "out_features": 3} and spec["weights"] == "model.pt"
+
+
+# --------------------------------------------------------------------------- what results/ keeps
+
+MB = 1 << 20
+WEIGHTS_BUDGET = 20 * MB     # shipped weights per paper (DESIGN.md)
+
+
+def _tracked_results_files() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return [REPO_ROOT / p for p in out.decode().split("\0") if "/results/" in p and (REPO_ROOT / p).is_file()]
+
+
+def _referenced_by_metrics() -> set[Path]:
+    """Every file that some results/**/metrics.json names (a string value that is a path relative to the
+    metrics file's folder or to the repository root)."""
+    found = set()
+    for metrics in REPO_ROOT.glob("*/*/results/**/metrics.json"):
+        stack = [json.loads(metrics.read_text())]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, str) and len(item) < 300:
+                for base in (metrics.parent, REPO_ROOT):
+                    path = (base / item).resolve()
+                    if path.is_file():
+                        found.add(path)
+    return found
+
+
+def test_large_results_files_are_referenced_by_a_metrics_file():
+    referenced = _referenced_by_metrics()
+    orphans = [p.relative_to(REPO_ROOT) for p in _tracked_results_files()
+               if p.stat().st_size > MB and p.resolve() not in referenced]
+    assert not orphans, f"tracked files over 1 MB that no metrics.json names (untrack them): {orphans}"
+
+
+def test_shipped_weights_stay_within_the_budget_per_paper():
+    per_paper: dict[str, int] = {}
+    for p in _tracked_results_files():
+        if p.suffix in (".pt", ".pth", ".bin", ".npz", ".safetensors"):
+            paper = "/".join(p.relative_to(REPO_ROOT).parts[:2])
+            per_paper[paper] = per_paper.get(paper, 0) + p.stat().st_size
+    over = {k: f"{v / MB:.1f} MB" for k, v in per_paper.items() if v > WEIGHTS_BUDGET}
+    assert not over, f"more than {WEIGHTS_BUDGET // MB} MB of tracked weights: {over}"

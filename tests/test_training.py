@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.training import (NonFiniteLossError, classification_step, evaluate, fit, load_checkpoint,
-                             resolve_device, seed_everything, summarize)
+from common.fileio import UserError
+from common.training import (CheckpointError, NonFiniteLossError, classification_step, evaluate, fit,
+                             load_checkpoint, resolve_device, resume_checkpoint, seed_everything, summarize)
 from common.data import TensorLoader
 
 
@@ -29,9 +30,8 @@ def _run(tmp_path, epochs, resume=False, seed=0):
     x, y = _problem()
     loader = TensorLoader(x, y, batch_size=32, shuffle=True, seed=seed)
     history = fit(model, opt, classification_step(F.cross_entropy), loader, epochs=epochs,
-                  val_loader=TensorLoader(x, y, batch_size=128), scheduler=sched,
-                  checkpoint_path=tmp_path / "ckpt.pt", resume=resume, history_path=tmp_path / "history.json",
-                  curves_path=tmp_path / "curves.png", progress=False)
+                  val_loader=TensorLoader(x, y, batch_size=128), scheduler=sched, out=tmp_path, resume=resume,
+                  progress=False)
     return model, history
 
 
@@ -41,7 +41,7 @@ def test_loss_falls_and_outputs_are_written(tmp_path):
     assert history[-1]["val_error_pct"] < 20
     assert json.loads((tmp_path / "history.json").read_text()) == history
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    ckpt = load_checkpoint(tmp_path / "ckpt.pt")  # weights_only=True
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True
     assert ckpt["epoch"] == 4 and set(ckpt) >= {"model", "optimizer", "scheduler", "rng"}
 
 
@@ -57,8 +57,29 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 
 
 def test_resume_without_checkpoint_fails(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
         _run(tmp_path, epochs=1, resume=True)
+
+
+def test_damaged_or_code_carrying_files_are_refused_with_a_clear_error(tmp_path):
+    _run(tmp_path, epochs=1)
+    ckpt = tmp_path / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])                       # a truncated copy
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt is damaged.*without --resume"):
+        resume_checkpoint(ckpt)
+    assert ckpt.read_bytes() == data[: len(data) // 2]            # nothing deleted or rewritten
+    pickled = tmp_path / "code.pt"
+    torch.save({"model": _model()}, pickled)                      # a pickled module: code, not weights
+    with pytest.raises(CheckpointError, match="code.pt is not a plain weights file"):
+        load_checkpoint(pickled)
+    assert pickled.exists()
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save(_model().state_dict(), tmp_path / "weights.pt")   # weights, but no training checkpoint
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        resume_checkpoint(tmp_path / "weights.pt")
+    assert issubclass(CheckpointError, UserError)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -75,9 +96,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
         return loss, {"n": len(batch[1]), "loss": loss.item() * len(batch[1])}
 
     with pytest.raises(NonFiniteLossError, match="epoch 2.*last good checkpoint"):
-        fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=3, checkpoint_path=tmp_path / "c.pt",
-            progress=False)
-    ckpt = load_checkpoint(tmp_path / "c.pt")
+        fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=3, out=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
@@ -95,17 +115,23 @@ def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="no CUDA"):
+        with pytest.raises(UserError, match="no CUDA"):
             resolve_device("cuda")
 
 
-def test_early_stopping_keeps_the_best_model(tmp_path):
+def test_select_keeps_the_best_model_and_on_epoch_end_can_stop(tmp_path):
     seed_everything(0)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)  # nothing changes: no epoch improves on the first
+
+    def patience(history, n=2):   # a paper's early stopping, from the history alone
+        best = min(range(len(history)), key=lambda e: history[e]["val_loss"])
+        return f"no better val_loss for {n} epochs" if len(history) - 1 - best >= n else None
+
     x, y = _problem()
     history = fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=32), epochs=10,
-                  val_loader=TensorLoader(x, y, batch_size=128), select="val_loss", patience=2, progress=False)
+                  val_loader=TensorLoader(x, y, batch_size=128), select="val_loss", on_epoch_end=patience,
+                  progress=False)
     assert len(history) == 3
 
     seed_everything(0)
@@ -114,38 +140,68 @@ def test_early_stopping_keeps_the_best_model(tmp_path):
     val = TensorLoader(x, y, batch_size=128)
     step = classification_step(F.cross_entropy)
     history = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=6, val_loader=val,
-                  select="val_loss", checkpoint_path=tmp_path / "c.pt", progress=False)
+                  select="val_loss", out=tmp_path, progress=False)
     best = min(h["val_loss"] for h in history)
     model.eval()
     assert evaluate(model, val, step)["loss"] == pytest.approx(best, rel=1e-5)
-    assert load_checkpoint(tmp_path / "c.pt")["best_value"] == pytest.approx(best)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["best_value"] == pytest.approx(best)
 
 
-def test_weight_noise_perturbs_the_step_but_not_the_weights():
+def test_update_hook_replaces_the_optimisation_step():
     seed_everything(0)
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _problem()
-    step = classification_step(F.cross_entropy)
-    quiet = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=1, progress=False)
-    noisy = fit(model, opt, step, TensorLoader(x, y, batch_size=32), epochs=1, weight_noise=0.5, progress=False)
-    assert noisy[0]["train_loss"] != pytest.approx(quiet[0]["train_loss"], rel=1e-3)
+    calls = []
+
+    def frozen(forward, m, optimizer):   # computes the loss, never steps
+        calls.append(forward().item())
+
+    history = fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=32), epochs=1,
+                  update=frozen, progress=False)
+    assert len(calls) == 8 and history[0]["train_loss"] == pytest.approx(sum(calls) / 8, rel=1e-6)
     for k, v in model.state_dict().items():
-        assert torch.allclose(v, before[k], atol=1e-6), k
+        assert torch.equal(v, before[k]), k
 
 
-def test_per_batch_records_stop_and_plateau_scheduler(tmp_path):
-    seed_everything(0)
+class _StopAfter:
+    """An on_epoch_end hook with state: it records per-epoch extras and its state survives --resume."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    def __call__(self, history):
+        self.seen += 1
+        history[-1]["seen"] = self.seen
+        return "enough" if self.seen == self.n else None
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def test_on_epoch_end_adds_to_the_record_stops_and_is_checkpointed(tmp_path, capsys):
     model = _model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _problem()
-    history = fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=100),
-                  epochs=10, val_loader=TensorLoader(x, y, batch_size=128), scheduler=sched,
-                  scheduler_metric="val_error_pct", per_batch=("n", "errors"),
-                  stop=lambda h: "two epochs" if len(h) == 2 else None, progress=False)
-    assert len(history) == 2                                         # stopped by the callback
-    assert history[0]["batches"]["n"] == [100, 100, 56]               # one entry per batch, in order
-    assert sum(history[0]["batches"]["errors"]) == round(history[0]["train_error_pct"] * 256 / 100)
-    assert sched.best == min(h["val_error_pct"] for h in history)    # the scheduler saw the validation error
+    loader = TensorLoader(x, y, batch_size=100)
+    step = classification_step(F.cross_entropy)
+    history = fit(model, opt, step, loader, epochs=10, on_epoch_end=_StopAfter(2), out=tmp_path, progress=False)
+    assert [h["seen"] for h in history] == [1, 2]
+    assert "stopped after epoch 2: enough" in capsys.readouterr().out
+    hook = _StopAfter(4)
+    history = fit(model, opt, step, loader, epochs=10, on_epoch_end=hook, out=tmp_path, resume=True, progress=False)
+    assert [h["seen"] for h in history] == [1, 2, 3, 4]                 # the hook's count came back from the checkpoint
+
+
+def test_a_line_per_epoch_without_progress_bars(capsys):
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _problem()
+    fit(model, opt, classification_step(F.cross_entropy), TensorLoader(x, y, batch_size=100), epochs=3,
+        val_loader=TensorLoader(x, y, batch_size=128), progress=False, desc="toy")
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("toy epoch")]
+    assert len(lines) == 3 and "train_loss" in lines[0] and "val_error_pct" in lines[-1]

@@ -1,0 +1,63 @@
+"""The run wrapper every main() uses: one `error:` line and an exit status for each kind of failure."""
+
+import argparse
+
+import pytest
+import torch
+
+from common.cli import Run, base_parser, run
+from common.data import DataError
+from common.training import CheckpointError, NonFiniteLossError
+
+
+def _args(tmp_path, *extra):
+    p = base_parser("toy", epochs=1, batch_size=8, lr=0.1, paper_dir=tmp_path / "CNN" / "toy")
+    return p.parse_args(["--out", str(tmp_path / "out"), *extra])
+
+
+@pytest.mark.parametrize("error, status", [(DataError("MNIST/raw/x.gz: missing; set PAPER_DATA_MIRROR"), 2),
+                                           (CheckpointError("c.pt is damaged; start again without --resume"), 2),
+                                           (NonFiniteLossError("loss became nan at epoch 2"), 1)])
+def test_each_failure_is_one_error_line_and_an_exit_status(tmp_path, capsys, error, status):
+    def train(r):
+        raise error
+
+    assert run(train, _args(tmp_path), tmp_path) == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {error}"]
+
+
+def test_run_sets_up_device_seed_and_folder(tmp_path):
+    seen = {}
+
+    def train(r: Run):
+        seen.update(out=r.out, device=r.device, draw=torch.rand(1).item(), resumes=r.resumes())
+        return 0
+
+    assert run(train, _args(tmp_path, "--seed", "3"), tmp_path) == 0
+    torch.manual_seed(3)
+    assert seen == {"out": tmp_path / "out", "device": torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+                    "draw": torch.rand(1).item(), "resumes": False}
+
+
+def test_resume_with_nothing_to_resume_is_an_error(tmp_path, capsys):
+    called = []
+    assert run(called.append, _args(tmp_path, "--resume"), tmp_path) == 2
+    assert not called and "nothing to resume" in capsys.readouterr().err
+    (tmp_path / "out" / "part").mkdir(parents=True)
+    (tmp_path / "out" / "part" / "checkpoint.pt").write_bytes(b"")
+    assert run(lambda r: 0 if not r.resumes() and r.resumes(r.out / "part") else 5,
+               _args(tmp_path, "--resume"), tmp_path) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_device_cuda_without_a_gpu(tmp_path, capsys):
+    assert run(lambda r: 0, _args(tmp_path, "--device", "cuda"), tmp_path) == 2
+    assert capsys.readouterr().err.startswith("error: --device cuda: torch sees no CUDA device")
+
+
+def test_quick_runs_go_to_runs(tmp_path):
+    args = argparse.Namespace(out=None, quick=True, device="cpu", seed=0, resume=False)
+    got = []
+    run(lambda r: got.append(r.out), args, tmp_path / "CNN" / "toy")
+    assert got == [tmp_path / "runs" / "toy-quick"]
