@@ -6,7 +6,8 @@ from torch import nn
 
 from common.data import DATASETS, load_polyphonic, notes_to_roll, sequence_mask
 from RNN.gru import train
-from RNN.gru.model import GRUCell, LSTMCell, MusicRNN, TanhRNNCell, count_parameters, frame_nll
+from common.summary import count_parameters
+from RNN.gru.model import GRUCell, LSTMCell, MusicRNN, TanhRNNCell, frame_nll
 from tests.conftest import require_mirror
 
 
@@ -190,3 +191,120 @@ def test_shipped_models_reproduce_their_metrics(jsb):
         assert evaluate(model, test, train.step)["loss"] == pytest.approx(r["test_nll"], abs=1e-4), unit
     ours = {m["name"]: m["ours"] for m in record["metrics"]}
     assert ours["jsb_gru_test_nll"] == pytest.approx(record["units"]["gru"]["test_nll"], abs=1e-3)
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def test_update_hook_takes_the_gradient_at_noisy_weights_and_steps_from_clean_ones():
+    """The step that fit's old weight_noise and max_grad_norm options made, now train.noisy_clipped_update:
+    noise on every weight for the forward and backward pass only, the gradient rescaled to norm <= clip,
+    then the optimiser step from the clean weights."""
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    model = _tiny_model()
+    clean = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.manual_seed(1)
+    train.noisy_clipped_update(0.5, 1.0)(lambda: ((model(x) - y) ** 2).mean(), model, opt)
+    grads = [p.grad.clone() for p in model.parameters()]
+
+    # the same step by hand: the same noise draws, the gradient at w + noise, clipped, applied to w
+    reference = _tiny_model()
+    torch.manual_seed(1)
+    noise = [torch.randn_like(p) * 0.5 for p in reference.parameters()]
+    with torch.no_grad():
+        for p, e in zip(reference.parameters(), noise):
+            p.add_(e)
+    ((reference(x) - y) ** 2).mean().backward()
+    noisy_grads = [p.grad for p in reference.parameters()]
+    norm = torch.sqrt(sum((g ** 2).sum() for g in noisy_grads))
+    assert norm > 1.0                                  # so that clipping has something to do
+    for g, g_ref in zip(grads, noisy_grads):
+        torch.testing.assert_close(g, g_ref / norm, rtol=1e-5, atol=1e-6)
+    assert torch.sqrt(sum((g ** 2).sum() for g in grads)) == pytest.approx(1.0, rel=1e-5)   # clipped to 1
+
+    # the weights moved by -lr * gradient from the clean weights: the noise is gone
+    for p, w, g in zip(model.parameters(), clean, grads):
+        torch.testing.assert_close(p.detach(), w - 0.1 * g, rtol=0, atol=1e-6)
+
+    # and the noise did change the step: the clean gradient points elsewhere
+    plain = _tiny_model()
+    ((plain(x) - y) ** 2).mean().backward()
+    assert not all(torch.allclose(g, p.grad / norm, atol=1e-3) for g, p in zip(grads, plain.parameters()))
+
+
+def test_update_hook_without_noise_and_clipping_is_plain_sgd():
+    from common.training import sgd_update
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    a, b = _tiny_model(), _tiny_model()
+    for model, update in ((a, train.noisy_clipped_update(0.0, None)), (b, sgd_update)):
+        opt = torch.optim.RMSprop(model.parameters(), lr=0.01, alpha=0.95, momentum=0.9)
+        for _ in range(3):
+            update(lambda model=model: ((model(x) - y) ** 2).mean(), model, opt)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_clipping_leaves_small_gradients_alone():
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    model, reference = _tiny_model(), _tiny_model()
+    train.noisy_clipped_update(0.0, 1e6)(lambda: ((model(x) - y) ** 2).mean(), model,
+                                          torch.optim.SGD(model.parameters(), lr=0.1))
+    ((reference(x) - y) ** 2).mean().backward()
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(model.parameters(), reference.parameters()))
+
+
+def test_patience_stop_reads_the_history():
+    """Best at epoch 19, then only ties (not better): the old fit(patience=20) ran 39 epochs."""
+    stop = train.patience_stop(20)
+    losses = [20.0 - e for e in range(19)] + [2.0] * 30
+    history = [{"epoch": i + 1, "val_loss": v} for i, v in enumerate(losses)]
+    assert stop(history[:38]) is None
+    assert "best 2.0000 at epoch 19" in stop(history[:39])
+
+
+def test_fit_with_patience_hook_stops_as_the_old_option_did(tmp_path):
+    """A validation loss that never improves after epoch 1 stops the run after 1 + patience epochs, and the
+    model of epoch 1 is kept (fit's select), as fit(select="val_loss", patience=...) used to do."""
+    from common.data import TensorLoader
+    from common.training import fit
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    loader = TensorLoader(torch.randn(8, 3), torch.randn(8, 1), batch_size=4)
+    step = lambda m, b: (((m(b[0]) - b[1]) ** 2).mean(), {"n": 4, "loss": 1.0})    # noqa: E731
+    first = {k: v.clone() for k, v in model.state_dict().items()}
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.0), step, loader, epochs=50, val_loader=loader,
+                  select="val_loss", on_epoch_end=train.patience_stop(3), progress=False)
+    assert len(history) == 4
+    assert all(torch.equal(first[k], v) for k, v in model.state_dict().items())
+
+
+def test_single_unit_runs_do_not_overwrite_results():
+    assert train.parse_args([]).out is None                                   # results/ (cli.run's default)
+    assert train.parse_args(["--unit", "gru"]).out.parts[-2:] == ("gru", "jsb-gru")
+    assert train.parse_args(["--unit", "gru", "--out", "x"]).out.name == "x"
+
+
+def test_resume_reads_finished_units_back(jsb, tmp_path, capsys):
+    assert train.main(["--quick", "--unit", "gru", "--out", str(tmp_path), "--no-progress"]) == 0
+    before = json.loads((tmp_path / "metrics.json").read_text())
+    assert train.main(["--quick", "--unit", "gru", "--out", str(tmp_path), "--no-progress", "--resume"]) == 0
+    after = json.loads((tmp_path / "metrics.json").read_text())
+    assert "finished earlier (2 epochs)" in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "jsb-gru" / "history.json").read_text())) == 2      # no third epoch
+    assert after["units"]["gru"]["test_nll"] == before["units"]["gru"]["test_nll"]
+
+
+def test_damaged_checkpoint_given_to_resume(jsb, tmp_path, capsys):
+    """A truncated checkpoint.pt: one error line naming the file, exit status 2, the file left in place."""
+    assert train.main(["--quick", "--unit", "gru", "--out", str(tmp_path), "--no-progress"]) == 0
+    ckpt = tmp_path / "jsb-gru" / "checkpoint.pt"
+    damaged = ckpt.read_bytes()[:300]
+    ckpt.write_bytes(damaged)
+    capsys.readouterr()
+    assert train.main(["--quick", "--unit", "gru", "--out", str(tmp_path), "--no-progress", "--resume"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error:") and str(ckpt) in errors[0]
+    assert ckpt.read_bytes() == damaged

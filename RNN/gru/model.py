@@ -167,7 +167,3 @@ def frame_nll(logits: torch.Tensor, roll: torch.Tensor, lengths: torch.Tensor) -
     mask = sequence_mask(lengths, roll.shape[1])
     per_frame = F.binary_cross_entropy_with_logits(logits, roll.float(), reduction="none").sum(-1)
     return (per_frame * mask).sum(), int(mask.sum())
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
