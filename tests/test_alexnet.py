@@ -4,16 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from CNN.alexnet import lrn_cifar, train
+from CNN.alexnet import imagenet, lrn_cifar, train
+from CNN.alexnet.experiments import lr_sweep
 from CNN.alexnet.model import (AlexNet, ConvLocalNet, FourLayerNet, LocallyConnected2d, LocalResponseNorm,
                                 mean_patch)
 from common.data import DATASETS, random_crop_flip
+from common.summary import count_parameters as _parameters
 from common.training import load_checkpoint
 from tests.conftest import require_mirror
-
-
-def _parameters(model):
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @pytest.mark.parametrize("size", [224, 227])
@@ -92,21 +90,86 @@ def test_four_layer_net_of_fig_1():
     assert all(torch.all(m.bias == 0) for m in (relu.conv1, relu.conv2, relu.conv3, relu.fc))
 
 
-def _history(chunks_per_epoch):
-    """Each epoch a list of per-batch error counts with 10 batches of 100 examples."""
-    return [{"batches": {"n": [100] * len(e), "errors": list(e)}} for e in chunks_per_epoch]
+def _old_history(batch_errors_per_epoch, n=100):
+    """A history in the format written before issue 22: per-batch counts under ``batches``."""
+    return [{"epoch": e + 1, "train_error_pct": 0.0, "batches": {"n": [n] * len(b), "errors": list(b)}}
+            for e, b in enumerate(batch_errors_per_epoch)]
+
+
+def test_chunks_pool_consecutive_batches():
+    assert train.pool_chunks([100] * 20, [30, 10] + [50] * 18) == [20.0] + [50.0] * 9    # two batches per chunk
+    # unequal batches pool their examples, not their rates: (10 + 0) / (100 + 10)
+    assert train.pool_chunks([100, 10], [10, 0], chunks=1) == [pytest.approx(100 * 10 / 110)]
+    # fewer batches than chunks: empty chunks are None and leave no point on the curve
+    chunks = train.pool_chunks([100] * 8, [90] * 8)
+    assert chunks == [90.0] * 8 + [None, None]
+    points = train.chunk_points([{"train_chunk_error_pct": chunks}])
+    assert len(points) == 8 and points[-1][0] == pytest.approx(0.8)
 
 
 def test_crossing_point_on_a_hand_made_sequence():
-    h = _history([[60] * 10, [40, 35, 30, 27, 26, 25, 24, 20, 20, 20]])
-    points = train.chunk_errors(h)
+    h = [{"train_chunk_error_pct": [60.0] * 10},
+         {"train_chunk_error_pct": [40.0, 35, 30, 27, 26, 25, 24, 20, 20, 20]}]
+    points = train.chunk_points(h)
     assert len(points) == 20 and points[0] == (pytest.approx(0.1), 60.0)
     # 25% is not below 25%; the first chunk below is the 7th of epoch 2 -> 1.7 epochs
     assert train.crossing_epoch(h) == pytest.approx(1.7)
     assert train.crossing_epoch(h, target=10.0) is None
-    # 20 batches per epoch: chunks of two batches, pooled
-    h2 = [{"batches": {"n": [100] * 20, "errors": [30, 10] + [50] * 18}}]
-    assert train.crossing_epoch(h2) == pytest.approx(0.1)
+    assert train.crossing_epoch(h[:1], target=60.5) == pytest.approx(0.1)
+
+
+def test_the_hook_records_training_batches_only_and_stops_after_the_crossing_epoch():
+    base = train.classification_step(nn.functional.cross_entropy)
+    hook = train.ChunkedTrainingError(base, chunks=2, stop_at=50.0)
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+        model.bias.zero_()
+    right = (torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))       # no errors
+    wrong = (right[0], torch.tensor([1, 0]))                                      # two errors
+    for batch in (wrong, wrong, wrong):
+        hook.step(model, batch)
+    model.eval()
+    hook.step(model, right)                                    # validation: not a training batch
+    history = [{"epoch": 1}]
+    assert hook(history) is None                               # chunks of batches (1, 2) and (3): 100%, 100%
+    assert history[0]["train_chunk_error_pct"] == [100.0, 100.0] and hook.n == []
+    model.train()
+    for batch in (wrong, right, right):
+        hook.step(model, batch)
+    history.append({"epoch": 2})
+    reason = hook(history)                                     # (wrong, right) = 50% is not below 50; (right) is
+    assert history[1]["train_chunk_error_pct"] == [50.0, 0.0]
+    assert reason == "training error below 50% at epoch 2.0"
+    assert train.ChunkedTrainingError(base, chunks=2)(history) is None   # without stop_at it never stops
+
+
+def test_old_histories_convert_to_chunk_errors():
+    old = _old_history([[60] * 10, [40, 35, 30, 27, 26, 25, 24, 20, 20, 20]])
+    new = train.convert_history(old)
+    assert "batches" not in new[0] and "batches" in old[0]                 # the input is left as it was
+    assert new[1]["train_chunk_error_pct"] == [40.0, 35.0, 30.0, 27.0, 26.0, 25.0, 24.0, 20.0, 20.0, 20.0]
+    assert new[0]["epoch"] == 1 and train.crossing_epoch(new) == pytest.approx(1.7)
+    assert train.convert_history(new) == new                               # already converted: unchanged
+    # 352 batches per epoch as in the real runs (the last one smaller): chunks pool whole batches
+    n = [128] * 351 + [72]
+    errors = [40] * 200 + [20] * 152
+    chunks = train.convert_history([{"batches": {"n": n, "errors": errors}}])[0]["train_chunk_error_pct"]
+    assert len(chunks) == 10 and chunks[0] == pytest.approx(100 * 40 / 128)
+    assert chunks[-1] == pytest.approx(100 * (20 * 35) / (128 * 34 + 72))
+
+
+def test_convert_run_folder_checks_the_recorded_crossing(tmp_path):
+    old = _old_history([[60] * 10, [40, 35, 30, 27, 26, 25, 24, 20, 20, 20]])
+    (tmp_path / "history.json").write_text(json.dumps(old))
+    (tmp_path / "run.json").write_text(json.dumps({"crossed_at_epoch": 1.5}))
+    with pytest.raises(ValueError, match="not converted"):
+        train.convert_run_folder(tmp_path)
+    assert json.loads((tmp_path / "history.json").read_text()) == old        # untouched
+    (tmp_path / "run.json").write_text(json.dumps({"crossed_at_epoch": 1.7}))
+    train.convert_run_folder(tmp_path)
+    converted = json.loads((tmp_path / "history.json").read_text())
+    assert all("batches" not in e for e in converted) and train.crossing_epoch(converted) == pytest.approx(1.7)
 
 
 def test_ratio_is_a_lower_bound_when_tanh_hits_the_cap():
@@ -117,6 +180,8 @@ def test_ratio_is_a_lower_bound_when_tanh_hits_the_cap():
     assert s["ratio_of_means"] == pytest.approx(45.0 / 5.5)
     assert s["per_seed_ratios"] == pytest.approx([6.0, 10.0]) and s["mean_of_ratios"] == pytest.approx(8.0)
     assert s["ratio_is_lower_bound"] and not s["relu_capped"]
+    runs[-1]["capped"] = False                                   # every tanh run crossed: a measured ratio
+    assert not train.summarize_runs(runs)["ratio_is_lower_bound"]
 
 
 def test_imagenet_augmentation_keeps_shapes_and_labels():
@@ -127,18 +192,19 @@ def test_imagenet_augmentation_keeps_shapes_and_labels():
     assert crops.shape == (4, 3, 224, 224) and torch.equal(crops[:, :, 0, 0], x[:, :, 0, 0])
     eigvec, _ = torch.linalg.qr(torch.randn(3, 3, generator=g))
     eigval = torch.tensor([0.2, 0.02, 0.005])
-    lit = train.pca_lighting(crops.float() / 255, eigval, eigvec, generator=g)
+    lit = imagenet.pca_lighting(crops.float() / 255, eigval, eigvec, generator=g)
     shift = lit - crops.float() / 255
     assert lit.shape == crops.shape and torch.allclose(shift, shift[:, :, :1, :1].expand_as(shift))  # one per image
     assert shift.abs().max() < 0.2
-    assert all(c.shape == (4, 3, 224, 224) for c in train.ten_crops(x, 224)) and len(train.ten_crops(x, 224)) == 10
+    crops10 = imagenet.ten_crops(x, 224)
+    assert all(c.shape == (4, 3, 224, 224) for c in crops10) and len(crops10) == 10
 
     class ReadsTheLabel(nn.Module):  # predicts the class written into the pixels: no error iff labels stay aligned
         def forward(self, images):
             k = ((images.mean((1, 2, 3)) * 255 - 30) / 20).round().long()
             return nn.functional.one_hot(k.clamp(0, 9), 10).float()
 
-    step = train.imagenet_step(eigval * 0.01, eigvec, 224, "cpu", channels_last=False)
+    step = imagenet.imagenet_step(eigval * 0.01, eigvec, 224, "cpu", channels_last=False)
     model = ReadsTheLabel()
     for mode in (True, False):
         model.train(mode)
@@ -159,23 +225,51 @@ def _fake_image_folder(root, classes=("cat", "dog"), per_class=4):
     return root
 
 
+def test_plateau_hook_divides_the_lr_by_ten_and_carries_its_state():
+    opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.01)
+    plateau = imagenet.PlateauOnValidationError(opt, patience=2)
+    history = []
+    for err in (50.0, 40.0, 41.0, 40.0):                        # two epochs without improvement: patience 2 holds
+        history.append({"val_error_pct": err})
+        assert plateau(history) is None
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01)
+    state = plateau.state_dict()
+    history.append({"val_error_pct": 45.0})                     # the third: lr / 10
+    plateau(history)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)
+    # a resumed run (state from the checkpoint) takes the same decision
+    opt2 = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.01)
+    again = imagenet.PlateauOnValidationError(opt2, patience=2)
+    again.load_state_dict(state)
+    again(history)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.001)
+
+
 def test_imagenet_path_end_to_end_on_a_tiny_image_folder(tmp_path):
     root = _fake_image_folder(tmp_path / "tiny")
     out = tmp_path / "out"
-    common = ["--dataset", "imagenet", "--data-dir", str(root), "--batch-size", "4", "--workers", "0",
-              "--out", str(out), "--no-progress", "--pca-images", "4"]
-    assert train.main(common + ["--epochs", "1"]) == 0
+    common = ["--data-dir", str(root), "--batch-size", "4", "--workers", "0", "--out", str(out), "--no-progress",
+              "--pca-images", "4"]
+    assert imagenet.main(common + ["--epochs", "1"]) == 0
     record = json.loads((out / "metrics.json").read_text())
     assert record["model"]["class"] == "AlexNet" and record["classes"] == 2 and record["epochs"] == 1
+    assert record["model"]["kwargs"] == {"num_classes": 2, "input_size": 224}
     assert {m["name"] for m in record["metrics"]} == {"top1_error_pct", "top5_error_pct"}
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["epoch"] == 1 and ckpt["model"]["fc8.weight"].shape == (2, 4096)
-    assert train.main(common + ["--epochs", "2", "--resume", "--ten-crop"]) == 0
-    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
-    state = load_checkpoint(out / "model.pt")
+    assert ckpt["hook"]["patience"] == 2 and ckpt["hook"]["num_bad_epochs"] == 0   # the plateau's state
+    assert imagenet.main(common + ["--epochs", "2", "--resume", "--ten-crop"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["epochs"] == 2 and record["metrics"][0]["split"] == "val (10 crops)"
     model = AlexNet(num_classes=2)
-    model.load_state_dict(state)
+    model.load_state_dict(load_checkpoint(out / "model.pt"))
     assert model(torch.rand(1, 3, 224, 224)).shape == (1, 2)
+
+
+def test_imagenet_without_an_image_folder_is_one_error_line(tmp_path, capsys):
+    assert imagenet.main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --data-dir {tmp_path}: needs PATH/train/<class>/*.jpg and PATH/val/<class>/*.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -188,31 +282,117 @@ def cifar_root(tmp_path_factory):
     return root
 
 
-def test_fig1_quick_end_to_end(cifar_root, tmp_path):
+@pytest.fixture
+def tiny(monkeypatch):
+    """--quick on fewer images (two batches of 128 per epoch), to keep the tests short."""
+    monkeypatch.setattr(train, "QUICK_SUBSET", (256, 128, 128))
+
+
+def test_cifar_loaders_shared_by_the_three_programs():
+    from CNN.alexnet.cifar import cifar_loaders
+    from common.data import ImageSplits
+
+    x = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    y = torch.arange(10)
+    loaders = cifar_loaders(ImageSplits(x, y, x[:0], y[:0], x[:3], y[:3]), batch_size=4, seed=1, device="cpu",
+                            channels_last=True, drop_last=True)
+    assert loaders.val is None and len(loaders.train) == 2                 # no validation split; 10 // 4 batches
+    batches = list(loaders.train)
+    xb, yb = batches[0]
+    assert xb.dtype == torch.float32 and xb.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(xb, x[yb].float() / 255)                           # images stay with their labels
+    loaders.train.set_epoch(0)
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, loaders.train))   # the order depends on the epoch
+    (xt, yt), = loaders.test
+    assert torch.equal(yt, y[:3]) and torch.equal(xt, x[:3].float() / 255)
+
+
+def _fig1(cifar_root, out, *extra):
+    return train.main(["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress", *extra])
+
+
+def test_fig1_quick_end_to_end(cifar_root, tmp_path, tiny):
     out = tmp_path / "quick"
-    assert train.main(["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]) == 0
+    # a target of 95% is crossed in the first epoch: each run stops there (the cap is 2)
+    assert _fig1(cifar_root, out, "--target", "95") == 0
     record = json.loads((out / "metrics.json").read_text())
     assert record["quick"] and record["seeds"] == [0] and (out / "fig1.png").exists()
     runs = {r["activation"]: r for r in record["runs"]}
-    assert set(runs) == {"relu", "tanh"} and all(r["epochs_run"] <= 2 for r in runs.values())
+    assert set(runs) == {"relu", "tanh"} and all(r["epochs_run"] == 1 and not r["capped"] for r in runs.values())
+    (m,) = record["metrics"]
+    assert m["name"] == "relu_speedup_x" and m["claim"] == train.CLAIM and not m["lower_bound"]
+    assert m["ours"] == pytest.approx(runs["tanh"]["epochs_to_target"] / runs["relu"]["epochs_to_target"], abs=1e-4)
+    assert [row[0] for row in record["details"]["rows"]] == ["relu", "tanh"] and "training_error" in record
+    assert record["model"] == {"module": "CNN/alexnet/model.py", "class": "FourLayerNet",
+                               "kwargs": {"activation": "relu"}, "weights": "relu-seed0/model.pt"}
     history = json.loads((out / "relu-seed0" / "history.json").read_text())
-    assert sum(history[0]["batches"]["n"]) == 1024                     # every training image, batch by batch
+    chunks = history[0]["train_chunk_error_pct"]                # two batches: two chunks of one, eight empty
+    assert len(chunks) == 10 and chunks.count(None) == 8 and "batches" not in history[0]
+    assert train.crossing_epoch(history, 95.0) == runs["relu"]["crossed_at_epoch"]
     model = FourLayerNet()
     model.load_state_dict(load_checkpoint(out / "relu-seed0" / "model.pt"))
     assert model.normalize.mean.flatten().tolist() != [0.5, 0.5, 0.5]   # the training set's statistics travel along
-    # --resume reads finished runs back instead of training them again
-    assert train.main(["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress", "--resume"]) == 0
+    # --resume reads finished runs back (nothing is trained again) and writes the same numbers
+    assert _fig1(cifar_root, out, "--target", "95", "--resume") == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["runs"] == record["runs"] and again["metrics"] == record["metrics"]
 
 
-def test_lr_sweep_quick(cifar_root, tmp_path):
+def test_fig1_resumed_run_equals_uninterrupted_run(cifar_root, tmp_path, tiny):
+    argv = ["--activation", "relu", "--epochs", "2"]
+    assert _fig1(cifar_root, tmp_path / "once", *argv) == 0
+    # the same run interrupted after epoch 1: its checkpoint.pt is there, its run.json not yet
+    assert _fig1(cifar_root, tmp_path / "twice", "--activation", "relu", "--epochs", "1") == 0
+    (tmp_path / "twice" / "relu-seed0" / "run.json").unlink()
+    assert _fig1(cifar_root, tmp_path / "twice", *argv, "--resume") == 0
+    a = load_checkpoint(tmp_path / "once" / "relu-seed0" / "model.pt")
+    b = load_checkpoint(tmp_path / "twice" / "relu-seed0" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = (json.loads((tmp_path / d / "relu-seed0" / "history.json").read_text()) for d in ("once", "twice"))
+    assert [h["train_chunk_error_pct"] for h in ha] == [h["train_chunk_error_pct"] for h in hb]
+    ra, rb = (json.loads((tmp_path / d / "relu-seed0" / "run.json").read_text()) for d in ("once", "twice"))
+    assert ra["curve"] == rb["curve"] and ra["test_error_pct"] == rb["test_error_pct"] and rb["epochs_run"] == 2
+
+
+def test_a_damaged_checkpoint_given_to_resume_is_one_error_line(cifar_root, tmp_path, tiny, capsys):
+    folder = tmp_path / "out" / "relu-seed0"
+    folder.mkdir(parents=True)
+    damaged = folder / "checkpoint.pt"
+    damaged.write_bytes(b"PK\x03\x04 truncated")
+    assert _fig1(cifar_root, tmp_path / "out", "--activation", "relu", "--resume") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(damaged) in err[0] and "without --resume" in err[0]
+    assert damaged.read_bytes() == b"PK\x03\x04 truncated"           # nothing deleted or overwritten
+    assert not (folder / "run.json").exists()
+
+
+def test_lr_sweep_quick(cifar_root, tmp_path, tiny):
     out = tmp_path / "sweep"
-    argv = ["--quick", "--select-lr", "--activation", "relu", "--lr-grid", "0.01", "0.03",
-            "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]
-    assert train.main(argv) == 0
-    sweep = json.loads((out / "lr_sweep.json").read_text())
+    argv = ["--quick", "--activation", "relu", "--lr-grid", "0.01", "0.03", "--data-dir", str(cifar_root),
+            "--out", str(out), "--no-progress"]
+    assert lr_sweep.main(argv) == 0
+    sweep = json.loads((out / "experiments" / "lr_sweep" / "lr_sweep.json").read_text())
     assert sweep["grid"] == [0.01, 0.03] and sweep["epochs"] == 1 and len(sweep["runs"]) == 2
     best = min(sweep["runs"], key=lambda r: r["val_error_pct"])
     assert sweep["chosen"] == {"relu": best["lr"]}
+    record = sweep["records"]["relu-lr0.01"]
+    assert record["run"]["lr"] == 0.01 and len(record["history"]) == 1
+    assert len(record["history"][0]["train_chunk_error_pct"]) == 10
+    assert not (out / "experiments" / "lr_sweep" / "runs" / "relu-lr0.01" / "model.pt").exists()
+    # a Fig. 1 run in the same folder records the sweep (without its per-run records)
+    assert _fig1(cifar_root, out, "--target", "95") == 0
+    selection = json.loads((out / "metrics.json").read_text())["lr_selection"]
+    assert selection["chosen"] == sweep["chosen"] and "records" not in selection
+
+
+def test_the_committed_lr_sweep_chose_default_lr():
+    """DEFAULT_LR is what the committed sweep chose (tanh's 0.01 over its extension to 0.03 and 0.1)."""
+    path = train.PAPER_DIR / "results" / train.LR_SWEEP
+    sweep = json.loads(path.read_text())
+    assert sweep["chosen"] == train.DEFAULT_LR == lr_sweep.choose(sweep["runs"])
+    for name, record in sweep["records"].items():                 # every run's curve and crossing, from its chunks
+        points = [[round(p, 3), round(e, 3)] for p, e in train.chunk_points(record["history"])]
+        assert points == record["run"]["curve"], name
 
 
 # --------------------------------------------------------------------------- Sec. 3.3: LRN on CIFAR-10
@@ -281,7 +461,8 @@ def test_lrn_cifar_optimiser_and_schedule():
         lrn_cifar.parse_args(["--schedule", "10,5"])
 
 
-def test_lrn_cifar_quick_end_to_end(cifar_root, tmp_path):
+def test_lrn_cifar_quick_end_to_end(cifar_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(lrn_cifar, "QUICK_SUBSET", (256, 0, 128))
     out = tmp_path / "lrn"
     argv = ["--quick", "--data-dir", str(cifar_root), "--out", str(out), "--no-progress"]
     assert lrn_cifar.main(argv) == 0

@@ -4,7 +4,7 @@ of a four-layer CNN from 13% to 11%.
     python CNN/alexnet/lrn_cifar.py                        # both nets, the full schedule (a GPU job: hours on a CPU)
     python CNN/alexnet/lrn_cifar.py --net lrn              # one of the two nets (run two processes side by side)
     python CNN/alexnet/lrn_cifar.py --schedule 150,10,10   # a shorter first phase
-    python CNN/alexnet/lrn_cifar.py --resume               # continue both runs from their checkpoints
+    python CNN/alexnet/lrn_cifar.py --resume               # finished nets read back, an interrupted one continues
     python CNN/alexnet/lrn_cifar.py --quick                # seconds: a tiny subset, writes runs/
 
 The paper gives the net only by reference to cuda-convnet's code and parameter files:
@@ -33,11 +33,12 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from common.cli import base_parser, output_dir
-from common.data import DataError, TensorLoader, load_cifar10, random_crop_flip, to_unit_float
-from common.results import command_line, git_commit, metric, print_metrics, write_metrics
-from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
-                             resolve_device, seed_everything, write_json)
+from common.cli import Run, base_parser, run
+from common.data import load_cifar10, random_crop_flip
+from common.results import command_line, metric, print_metrics, write_metrics
+from common.training import (atomic_save, classification_step, describe_device, evaluate, fit, seed_everything,
+                             write_json)
+from CNN.alexnet.cifar import cifar_loaders
 from CNN.alexnet.model import CIFAR_CROP, CIFAR_LRN_PAPER_ERROR, ConvLocalNet, conv_local_table, mean_patch
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -51,6 +52,7 @@ SCHEDULE = (450, 10, 10)   # epochs at lr, lr/10, lr/100: about 300 + 150 epochs
 # (the paper: 2 points).
 ERROR_BAND = 1.5
 GAIN_PAPER, GAIN_BAND = 2.0, (1.0, None)
+QUICK_SUBSET = (512, 0, 256)   # --quick: training, validation and test images
 
 
 def parse_args(argv=None):
@@ -103,7 +105,7 @@ def nine_view_step(model: torch.nn.Module, batch) -> tuple[None, dict]:
                   "centre_errors": int((probs[4].argmax(1) != y).sum())}
 
 
-def test_errors(model: torch.nn.Module, loader: TensorLoader, device, amp: bool) -> dict:
+def test_errors(model: torch.nn.Module, loader, device, amp: bool) -> dict:
     """Test error (%) of the centre patch alone and of the nine views (softmax outputs averaged)."""
     r = evaluate(model, loader, nine_view_step, device, amp)
     return {"test_error_centre_pct": 100.0 * r["centre_errors"], "test_error_pct": r["error_pct"],
@@ -111,7 +113,8 @@ def test_errors(model: torch.nn.Module, loader: TensorLoader, device, amp: bool)
 
 
 def train_net(name: str, data, args, out: Path, device, commit: str = "unknown") -> dict:
-    """Train one of the two nets; a finished run (``run.json``) is read back instead with --resume."""
+    """Train one of the two nets and write ``out/run.json``. With --resume a finished net is read back from
+    it, an interrupted one continues from ``out/checkpoint.pt``."""
     done = out / "run.json"
     if args.resume and done.exists():
         print(f"{name}: finished earlier, read from {done}")
@@ -131,23 +134,15 @@ def train_net(name: str, data, args, out: Path, device, commit: str = "unknown")
         x = random_crop_flip(x, pad=0, size=CIFAR_CROP)
         return base(net, (x.contiguous(memory_format=torch.channels_last) if channels_last else x, y))
 
-    train = TensorLoader(data.train_x, data.train_y, batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                         device=device, drop_last=True, transform=to_unit_float)
-    test = TensorLoader(data.test_x, data.test_y, batch_size=1000, device=device, transform=to_unit_float)
-    epochs = sum(args.phases)
-    resume = args.resume and (out / "checkpoint.pt").exists()
+    loaders = cifar_loaders(data, batch_size=args.batch_size, seed=args.seed, device=device, drop_last=True)
     t0 = time.perf_counter()
-    try:
-        history = fit(model, optimizer, step, train, epochs=epochs, scheduler=scheduler, device=device, amp=args.amp,
-                      checkpoint_path=out / "checkpoint.pt", resume=resume, history_path=out / "history.json",
-                      progress=not args.no_progress, desc=name)
-    except NonFiniteLossError as e:
-        print(f"error: {name}: {e}", file=sys.stderr)
-        raise
+    history = fit(model, optimizer, step, loaders.train, epochs=sum(args.phases), scheduler=scheduler, device=device,
+                  amp=args.amp, out=out, resume=args.resume and (out / "checkpoint.pt").exists(),
+                  curve_keys=(), progress=not args.no_progress, desc=name)
     result = {"net": name, "lrn": NETS[name], "seed": args.seed, "epochs": len(history), "phases": list(args.phases),
               "device": describe_device(device), "torch": torch.__version__.split("+")[0], "compile": args.compile,
               "amp": args.amp, "commit": commit, "command": command_line(),
-              **test_errors(model, test, device, args.amp),
+              **test_errors(model, loaders.test, device, args.amp),
               "final_train_error_pct": history[-1]["train_error_pct"],
               "train_time_s": sum(h["epoch_time_s"] for h in history), "wall_time_s": time.perf_counter() - t0,
               "curve": [(h["epoch"], round(h["train_error_pct"], 3), round(h["train_loss"], 5)) for h in history]}
@@ -173,56 +168,52 @@ def plot(runs: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    device = resolve_device(args.device)
-    commit = git_commit()
-    try:
-        data = load_cifar10(args.data_dir, n_val=0)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+def train(r: Run) -> int:
+    args = r.args
+    data = load_cifar10(args.data_dir, n_val=0)
     if args.quick:
-        data = data.subset(512, 0, 256)
+        data = data.subset(*QUICK_SUBSET)
         args.phases = (1, 1, 0)
-    out = output_dir(args, PAPER_DIR) / "lrn-cifar10"
+    out = r.out / "lrn-cifar10"
     print(conv_local_table(ConvLocalNet(True)))
-    print(f"{len(data.train_y)} training images, {len(data.test_y)} test; device {describe_device(device)}; "
+    print(f"{len(data.train_y)} training images, {len(data.test_y)} test; device {describe_device(r.device)}; "
           f"schedule {args.phases} epochs at lr {args.lr:g}, /10, /100")
     names = list(NETS) if args.net == "both" else [args.net]
-    runs = {}
-    for name in names:
-        try:
-            runs[name] = train_net(name, data, args, out / name, device, commit)
-        except NonFiniteLossError:
-            return 1
+    runs = {name: train_net(name, data, args, out / name, r.device, r.commit) for name in names}
     if args.net != "both":
         return 0
     gain = runs["plain"]["test_error_pct"] - runs["lrn"]["test_error_pct"]
     metrics = [metric(f"test_error_{name}_pct", runs[name]["test_error_pct"], paper=CIFAR_LRN_PAPER_ERROR[name],
                       band=(CIFAR_LRN_PAPER_ERROR[name] - ERROR_BAND, CIFAR_LRN_PAPER_ERROR[name] + ERROR_BAND),
+                      claim=f"Sec. 3.3: CIFAR-10 test error {'with' if name == 'lrn' else 'without'} LRN, %",
                       centre_patch=round(runs[name]["test_error_centre_pct"], 2)) for name in NETS]
-    metrics.append(metric("lrn_gain_points", gain, paper=GAIN_PAPER, band=GAIN_BAND))
+    metrics.append(metric("lrn_gain_points", gain, paper=GAIN_PAPER, band=GAIN_BAND,
+                          claim="Sec. 3.3: CIFAR-10 test error without minus with LRN, points"))
     plot(runs, out / "curves.png")
-    write_metrics(out, paper=PAPER, metrics=metrics,
-                  model={"module": "CNN/alexnet/model.py", "class": "ConvLocalNet", "kwargs": {"lrn": True},
-                         "weights": "lrn/model.pt"},
-                  seed=args.seed, epochs=sum(args.phases),
-                  wall_time_s=max(r["train_time_s"] for r in runs.values()),
-                  device=" / ".join(sorted({r["device"] for r in runs.values()})),     # where the nets trained
-                  commit=" / ".join(sorted({r["commit"] for r in runs.values()})), quick=args.quick,
-                  torch=" / ".join(sorted({r["torch"] for r in runs.values()})),
-                  runs=[{k: v for k, v in r.items() if k != "curve"} for r in runs.values()],
+    # The nets may have trained in other processes or on other machines (--net, then --resume): device, commit
+    # and torch are theirs, so this writes with common.results.write_metrics rather than Run.write_metrics.
+    write_metrics(out, paper=PAPER, metrics=metrics, model=ConvLocalNet(True), model_kwargs={"lrn": True},
+                  weights="lrn/model.pt", seed=args.seed, epochs=sum(args.phases),
+                  wall_time_s=time.perf_counter() - r.started,
+                  training_time_s=max(x["train_time_s"] for x in runs.values()),   # the nets trained side by side
+                  device=" / ".join(sorted({x["device"] for x in runs.values()})),
+                  commit=" / ".join(sorted({x["commit"] for x in runs.values()})), quick=args.quick,
+                  torch=" / ".join(sorted({x["torch"] for x in runs.values()})),
+                  runs=[{k: v for k, v in x.items() if k != "curve"} for x in runs.values()],
                   hyperparameters={"optimizer": f"SGD(momentum={MOMENTUM})", "batch_size": args.batch_size,
                                    "lr_weights": args.lr, "lr_biases": args.lr * LR_B / LR_W,
                                    "weight_decay": WEIGHT_COST, "schedule_epochs": list(args.phases),
                                    "augmentation": f"random {CIFAR_CROP}x{CIFAR_CROP} patches, mirrored with p=1/2",
                                    "test": "nine views (3x3 grid of patch offsets), softmax averaged",
                                    "preprocessing": "0-255 scale, centre patch of the mean image subtracted",
-                                   "n_train": len(data.train_y), "amp": any(r["amp"] for r in runs.values()),
-                                   "compile": any(r["compile"] for r in runs.values())})
+                                   "n_train": len(data.train_y), "amp": any(x["amp"] for x in runs.values()),
+                                   "compile": any(x["compile"] for x in runs.values())})
     print_metrics(metrics, out)
     return 0
+
+
+def main(argv=None) -> int:
+    return run(train, parse_args(argv), PAPER_DIR)
 
 
 if __name__ == "__main__":

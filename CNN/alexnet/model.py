@@ -33,6 +33,7 @@ from torch import nn
 
 from common.summary import format_layer_table, layer_table
 
+PAPER = "Krizhevsky, Sutskever & Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 # Sec. 3.3: "k = 2, n = 5, alpha = 10^-4, and beta = 0.75", chosen on a validation set.
 LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75
 # Sec. 3.4: pooling units spaced s = 2 pixels apart, each summarising a z x z = 3 x 3 neighbourhood.
