@@ -5,18 +5,33 @@ import pytest
 import torch
 
 from CNN.lenet5 import train
-from CNN.lenet5.model import (A, C3_TABLE, PAPER_PARAMETERS, LeNet5, LeNet5Modern, layer_table, map_loss,
-                              rbf_codes, squash)
+from CNN.lenet5.model import A, C3_TABLE, PAPER_PARAMETERS, LeNet5, LeNet5Modern, map_loss, rbf_codes, squash
+from common.summary import layer_table
 from common.training import load_checkpoint
 
 PAPER_DIR = Path(train.__file__).parent
 
 
+class Payload:
+    """Any class: pickled by reference, so loading it would import and run code (weights_only refuses)."""
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
 def test_parameters_per_layer_match_the_paper():
-    rows = {name: (shape, ours, paper) for name, shape, ours, paper in layer_table(LeNet5())}
+    rows = {name: (shape, ours, paper) for name, shape, ours, paper in
+            layer_table(LeNet5(), torch.zeros(1, 1, 28, 28), paper=PAPER_PARAMETERS)}
     for name, paper in PAPER_PARAMETERS.items():
-        assert rows[name][1] == paper, name
+        assert rows[name][1] == paper == rows[name][2], name
+    assert rows["C3"][0] == (16, 10, 10) and rows["F6"][0] == (84,)
     assert sum(p.numel() for p in LeNet5().parameters() if p.requires_grad) == 60_000
+    table = train.layer_summary(LeNet5()).splitlines()
+    assert table[-1].split() == ["total", "60,000", "60,000"]
+    assert table[3].split() == ["C3", "16x10x10", "1,516", "1,516"]
 
 
 def test_shapes_follow_fig_2():
@@ -97,9 +112,13 @@ def test_quick_run_end_to_end_and_resume(mnist_root, tmp_path, capsys):
     args = ["--quick", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress"]
     assert train.main(args) == 0
     record = json.loads((tmp_path / "metrics.json").read_text())
-    assert record["quick"] is True and record["model"]["class"] == "LeNet5"
+    assert record["quick"] is True and record["model"] == {"module": "CNN/lenet5/model.py", "class": "LeNet5",
+                                                           "kwargs": {}, "weights": "model.pt"}
     m = record["metrics"][0]
     assert m["name"] == "test_error_pct" and m["paper"] == 0.95 and 0 <= m["ours"] <= 100
+    assert m["claim"] == train.CLAIM
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert record["training_time_s"] >= sum(h["epoch_time_s"] for h in history) > 0
     assert m["passed"] == (0.80 <= m["ours"] <= 1.15)
     state = load_checkpoint(tmp_path / "model.pt")
     assert set(state) == set(LeNet5().state_dict())
@@ -107,8 +126,12 @@ def test_quick_run_end_to_end_and_resume(mnist_root, tmp_path, capsys):
     # a second call with --resume finds the finished checkpoint and evaluates the same weights
     assert train.main(args + ["--resume"]) == 0
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"][0]["ours"] == m["ours"]
-    assert train.main(["--evaluate", str(tmp_path / "model.pt"), "--data-dir", str(mnist_root)]) == 0
-    assert f"test error {m['ours']:.2f}%" in capsys.readouterr().out
+    # --quick evaluates on the same 512 test images as the quick run
+    assert train.main(["--quick", "--evaluate", str(tmp_path / "model.pt"), "--data-dir", str(mnist_root)]) == 0
+    assert f"test error {m['ours']:.2f}% on 512 images" in capsys.readouterr().out
+    # the model of a training checkpoint is accepted too
+    assert train.main(["--quick", "--evaluate", str(tmp_path / "checkpoint.pt"), "--data-dir", str(mnist_root)]) == 0
+    assert f"test error {m['ours']:.2f}% on 512 images" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("bad", [["--no-such-flag"], ["--epochs", "-1"], ["--epochs", "0"], ["--lr", "-0.1"],
@@ -136,3 +159,63 @@ def test_shipped_model_reproduces_its_metrics(mnist_root, capsys):
     assert record["quick"] is False and record["epochs"] >= 1
     assert train.main(["--evaluate", str(results / "model.pt"), "--data-dir", str(mnist_root)]) == 0
     assert f"test error {record['metrics'][0]['ours']:.2f}%" in capsys.readouterr().out
+
+
+def test_no_progress_prints_a_line_per_epoch(mnist_root, tmp_path, capsys):
+    assert train.main(["--quick", "--epochs", "2", "--data-dir", str(mnist_root), "--out", str(tmp_path),
+                       "--no-progress"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("LeNet-5 epoch")]
+    assert [ln.split()[2] for ln in lines] == ["1/2", "2/2"]
+    assert all("train_loss" in ln and "val_error_pct" in ln for ln in lines)
+
+
+def _bad_file(kind: str, tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt"
+    if kind == "code":
+        torch.save({"m": Payload()}, path)
+    elif kind == "truncated":
+        torch.save(LeNet5().state_dict(), path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "other-network":
+        torch.save(LeNet5Modern().state_dict(), path)
+    return path  # "missing": never written
+
+
+@pytest.mark.parametrize("kind, says", [("code", "not a plain weights file"), ("truncated", "damaged"),
+                                        ("missing", "no such file"), ("other-network", "does not hold the weights")])
+def test_evaluate_a_bad_file_is_one_clear_error(kind, says, tmp_path, capsys):
+    path = _bad_file(kind, tmp_path)
+    before = path.read_bytes() if path.exists() else None
+    assert train.main(["--evaluate", str(path)]) == 2   # the file is checked before the data are read
+    line = one_error_line(capsys)
+    assert str(path) in line and says in line and "state_dict" in line  # names it, says what, says what to do
+    assert (path.read_bytes() if path.exists() else None) == before     # nothing deleted or changed
+
+
+def test_resume_from_a_damaged_checkpoint_is_one_clear_error(mnist_root, tmp_path, capsys):
+    ckpt = tmp_path / "checkpoint.pt"
+    torch.save({"model": LeNet5().state_dict(), "epoch": 1}, ckpt)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    before = ckpt.read_bytes()
+    args = ["--quick", "--data-dir", str(mnist_root), "--out", str(tmp_path), "--no-progress", "--resume"]
+    assert train.main(args) == 2
+    line = one_error_line(capsys)
+    assert str(ckpt) in line and "damaged" in line and "without --resume" in line
+    assert ckpt.read_bytes() == before and not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_device_cuda_without_a_gpu_is_one_clear_error(tmp_path, capsys):
+    assert train.main(["--quick", "--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+    assert "--device cuda" in one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_benchmark_script_has_help_and_writes_under_results_experiments(capsys):
+    from CNN.lenet5.experiments import benchmark
+
+    with pytest.raises(SystemExit) as e:
+        benchmark.main(["--help"])
+    assert e.value.code == 0 and "--variant" in capsys.readouterr().out
+    assert benchmark.OUT == PAPER_DIR / "results" / "experiments" / "benchmark"

@@ -203,36 +203,5 @@ class LeNet5Modern(nn.Module):
         return logits.argmax(1)
 
 
-def layer_table(model: nn.Module) -> list[tuple[str, tuple[int, ...], int, int | None]]:
-    """(layer, output shape for one 28x28 image, our trainable parameters, the paper's)."""
-    shapes = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
-             for name, m in model.named_children()]
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, 1, 28, 28, device=next(model.parameters()).device))
-    model.train(was_training)
-    for h in hooks:
-        h.remove()
-    rows = []
-    for name, m in model.named_children():
-        ours = sum(p.numel() for p in m.parameters() if p.requires_grad)
-        paper = PAPER_PARAMETERS.get(name) if isinstance(model, LeNet5) else None
-        rows.append((name, shapes.get(name, ()), ours, paper))
-    return rows
-
-
-def format_layer_table(model: nn.Module) -> str:
-    lines = [f"{'layer':<8}{'output':<16}{'params':>10}{'paper':>10}"]
-    for name, shape, ours, paper in layer_table(model):
-        lines.append(f"{name:<8}{'x'.join(map(str, shape)):<16}{ours:>10,}{'' if paper is None else f'{paper:,}':>10}")
-    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    paper_total = sum(PAPER_PARAMETERS.values()) if isinstance(model, LeNet5) else None
-    lines.append(f"{'total':<24}{total:>10,}{'' if paper_total is None else f'{paper_total:,}':>10}")
-    return "\n".join(lines)
-
-
 MODELS = {"paper": LeNet5, "modern": LeNet5Modern}
-__all__ = ["LeNet5", "LeNet5Modern", "map_loss", "C3_TABLE", "PAPER_PARAMETERS", "rbf_codes", "squash",
-           "format_layer_table", "layer_table", "MODELS"]
+__all__ = ["LeNet5", "LeNet5Modern", "map_loss", "C3_TABLE", "PAPER_PARAMETERS", "rbf_codes", "squash", "MODELS"]

@@ -1,7 +1,7 @@
 """Train LeNet-5 on MNIST with the paper's setup (LeCun et al. 1998, Sec. III) and check its number.
 
     python CNN/lenet5/train.py                 # full run: 20 passes, writes CNN/lenet5/results/
-    python CNN/lenet5/train.py --quick         # seconds: tiny subset, one epoch, writes runs/
+    python CNN/lenet5/train.py --quick         # seconds: tiny subset, one or two epochs, writes runs/
     python CNN/lenet5/train.py --evaluate CNN/lenet5/results/model.pt
 
 Target (Sec. III.C, Fig. 14): test error 0.95% without distortions, band 0.80-1.15%.
@@ -17,15 +17,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.cli import base_parser, output_dir, positive_int
-from common.data import DataError, TensorLoader, load_mnist
-from common.results import git_commit, metric, write_metrics
-from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate,
-                             fit, load_checkpoint, resolve_device, seed_everything)
-from CNN.lenet5.model import MODELS, LeNet5, LeNet5Modern, format_layer_table, map_loss
+from common.cli import Run, base_parser, positive_int, run
+from common.data import TensorLoader, load_mnist
+from common.results import metric, print_metrics
+from common.summary import format_layer_table, layer_table
+from common.training import (CheckpointError, atomic_save, classification_step, describe_device, evaluate, fit,
+                             load_checkpoint)
+from CNN.lenet5.model import MODELS, PAPER_PARAMETERS, LeNet5, LeNet5Modern, map_loss
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "LeCun, Bottou, Bengio & Haffner 1998, Gradient-Based Learning Applied to Document Recognition"
+CLAIM = "MNIST test error of LeNet-5, % (no distortions; Sec. III.C)"
 
 # Sec. III.C: global learning rate 0.0005 for passes 1-2, 0.0002 for 3-5, 0.0001 for 6-8,
 # 0.00005 for 9-12 and 0.00001 afterwards. We keep this shape, relative to --lr (see README).
@@ -46,7 +48,7 @@ def parse_args(argv=None):
     p.add_argument("--n-val", type=positive_int, default=5000,
                    help="validation images carved from the END of the training set")
     p.add_argument("--evaluate", type=Path, default=None, metavar="MODEL_PT",
-                   help="only evaluate a saved state_dict on the test set")
+                   help="only evaluate a saved state_dict (of --variant) on the test set")
     return p.parse_args(argv)
 
 
@@ -56,68 +58,77 @@ def make_step(variant: str, rbf_j: float):
     return classification_step(F.cross_entropy, predict=LeNet5Modern.predict)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    commit = git_commit()  # the code that trains, before anything else can change
-    device = resolve_device(args.device)
-    seed_everything(args.seed)
+def layer_summary(model: torch.nn.Module) -> str:
+    """Output shape and trainable parameters per layer, beside Sec. II.B's counts (paper variant only)."""
+    paper = PAPER_PARAMETERS if isinstance(model, LeNet5) else None
+    rows = layer_table(model, torch.zeros(1, 1, 28, 28), paper=paper)
+    return format_layer_table(rows, paper_total=sum(paper.values()) if paper else None)
+
+
+def load_weights(model: torch.nn.Module, path: Path, variant: str, device) -> None:
+    """A state_dict saved by this script (or the model of a training checkpoint) into ``model``;
+    any file that does not fit is a :class:`CheckpointError` naming it."""
+    fix = f"pass a state_dict of LeNet-5 --variant {variant} saved by train.py (e.g. CNN/lenet5/results/model.pt)"
+    state = load_checkpoint(path, map_location=device, fix=fix)
+    if isinstance(state, dict) and {"model", "epoch"} <= set(state):  # a checkpoint.pt of fit
+        state = state["model"]
     try:
-        data = load_mnist(args.data_dir, n_val=args.n_val)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    epochs = args.epochs
-    if args.quick:
-        data, epochs = data.subset(1024, 512, 512), 1
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path} does not hold the weights of {type(model).__name__} "
+                              f"({str(e).splitlines()[0][:120]}); {fix}") from None
+
+
+def train(r: Run) -> int:
+    args, device = r.args, r.device
     model = MODELS[args.variant]().to(device)
     step = make_step(args.variant, args.rbf_j)
+    if args.evaluate is not None:  # the file first: a bad one fails before the data are read
+        load_weights(model, args.evaluate, args.variant, device)
+    data = load_mnist(args.data_dir, n_val=args.n_val)
+    epochs = args.epochs
+    if args.quick:
+        data, epochs = data.subset(1024, 512, 512), min(args.epochs, 2)
     test_loader = TensorLoader(data.test_x, data.test_y, batch_size=1000, device=device)
 
     if args.evaluate is not None:
-        model.load_state_dict(load_checkpoint(args.evaluate, map_location=device))
         test = evaluate(model, test_loader, step, device)
         print(f"test error {test['error_pct']:.2f}% on {len(data.test_y)} images ({args.evaluate})")
         return 0
 
-    print(format_layer_table(model))
-    out = output_dir(args, PAPER_DIR)
-    out.mkdir(parents=True, exist_ok=True)
+    print(layer_summary(model))
     train_loader = TensorLoader(data.train_x, data.train_y, batch_size=args.batch_size, shuffle=True,
                                 seed=args.seed, device=device)
     val_loader = TensorLoader(data.val_x, data.val_y, batch_size=1000, device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, paper_schedule)
     print(f"training on {len(data.train_y)} images, validating on {len(data.val_y)}, device {describe_device(device)}")
-    try:
-        history = fit(model, optimizer, step, train_loader, epochs=epochs, val_loader=val_loader,
-                      scheduler=scheduler, device=device, amp=args.amp, checkpoint_path=out / "checkpoint.pt",
-                      resume=args.resume, history_path=out / "history.json", curves_path=out / "curves.png",
-                      progress=not args.no_progress, desc="LeNet-5")
-    except (NonFiniteLossError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    history = fit(model, optimizer, step, train_loader, epochs=epochs, val_loader=val_loader, scheduler=scheduler,
+                  device=device, amp=args.amp, out=r.out, resume=r.resumes(), progress=not args.no_progress,
+                  desc="LeNet-5")
 
     t_test = time.perf_counter()
     test = evaluate(model, test_loader, step, device, args.amp)
-    atomic_save(model.state_dict(), out / "model.pt")
-    wall = sum(h["epoch_time_s"] for h in history) + time.perf_counter() - t_test
-    cls = MODELS[args.variant].__name__
-    record = write_metrics(
-        out, paper=PAPER,
-        metrics=[metric("test_error_pct", test["error_pct"], paper=0.95, band=(0.80, 1.15), split="test")],
+    atomic_save(model.state_dict(), r.out / "model.pt")
+    record = r.write_metrics(
+        paper=PAPER, model=model, epochs=len(history), weights="model.pt",
+        metrics=[metric("test_error_pct", test["error_pct"], paper=0.95, band=(0.80, 1.15), split="test",
+                        claim=CLAIM)],
+        # every epoch's time, also those of an interrupted run that --resume continued, plus the test pass
+        training_time_s=sum(h["epoch_time_s"] for h in history) + time.perf_counter() - t_test,
         validation={"error_pct": round(history[-1]["val_error_pct"], 4),
                     "images": f"last {len(data.val_y)} of the training set"},
-        model={"module": "CNN/lenet5/model.py", "class": cls, "kwargs": {}},
-        seed=args.seed, epochs=len(history), wall_time_s=wall, device=describe_device(device), commit=commit,
-        quick=args.quick, variant=args.variant,
+        variant=args.variant,
         hyperparameters={"batch_size": args.batch_size, "lr": args.lr, "momentum": args.momentum,
                          "rbf_j": args.rbf_j, "schedule": "paper shape x lr", "n_train": len(data.train_y),
                          "n_val": len(data.val_y), "amp": args.amp},
     )
-    m = record["metrics"][0]
-    print(f"test error {m['ours']:.2f}% (paper {m['paper']}%, band {m['band'][0]}-{m['band'][1]}%): "
-          f"{'PASSED' if m['passed'] else 'outside the band'}; results in {out}")
+    print_metrics(record["metrics"], r.out)
     return 0
+
+
+def main(argv=None) -> int:
+    return run(train, parse_args(argv), PAPER_DIR)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ Each pipeline runs one warm-up slice, then --repeats timed slices of --batches b
 pipelines taking turns so that drifts in machine load hit all of them alike; we report the median
 images/s, the ratio of ours to the best DataLoader setting, and the time each pipeline needs to
 produce one epoch of batches without any model. Not a test: timings on
-a shared machine are noisy, so read medians and ratios.
+a shared machine are noisy, so read medians and ratios. What it prints also goes to
+CNN/lenet5/results/experiments/benchmark/<variant>.txt; the story is in CNN/lenet5/EXPERIMENTS.md.
 
-    python CNN/lenet5/benchmark.py
+    python CNN/lenet5/experiments/benchmark.py                    # -> results/experiments/benchmark/paper.txt
+    python CNN/lenet5/experiments/benchmark.py --variant modern --workers 0
 """
 
 from __future__ import annotations
@@ -22,15 +24,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from common.cli import positive_int
 from common.data import TensorLoader, data_root, ensure_dataset, load_mnist
+from common.fileio import atomic_target
 from common.training import describe_device, seed_everything
 from CNN.lenet5.model import MODELS
 from CNN.lenet5.train import make_step
 from CNN.lenet5.train import parse_args as train_defaults
+
+OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "benchmark"
+
+
+def write_text(text: str, path: Path) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
 
 
 def time_training(batches, model, optimizer, step, n_batches: int) -> float:
@@ -64,7 +75,14 @@ def main(argv=None) -> int:
     p.add_argument("--batches", type=positive_int, default=400, help="batches per timed slice")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed slices per pipeline (interleaved)")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader num_workers to try")
+    p.add_argument("--out", type=Path, default=OUT, help="folder for <variant>.txt (what is printed)")
     args = p.parse_args(argv)
+    lines = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     defaults = train_defaults([])
     bs = defaults.batch_size
     from torchvision import datasets, transforms
@@ -77,7 +95,7 @@ def main(argv=None) -> int:
     for w in args.workers:
         pipelines[f"DataLoader (num_workers={w})"] = torch.utils.data.DataLoader(
             dataset, batch_size=bs, shuffle=True, num_workers=w, persistent_workers=w > 0)
-    print(f"LeNet-5 ({args.variant}) training throughput, batch size {bs}, "
+    say(f"LeNet-5 ({args.variant}) training throughput, batch size {bs}, "
           f"{describe_device(torch.device('cpu'))}, torch {torch.__version__}; median of {args.repeats} "
           f"interleaved slices of {args.batches} batches after a warm-up")
 
@@ -96,15 +114,17 @@ def main(argv=None) -> int:
     for name, (*_, times) in runs.items():
         rates[name] = args.batches * bs / statistics.median(times)
         spread = ", ".join(f"{args.batches * bs / t:,.0f}" for t in times)
-        print(f"{name:<28}{rates[name]:>10,.0f} images/s   (slices: {spread})")
+        say(f"{name:<28}{rates[name]:>10,.0f} images/s   (slices: {spread})")
     ours_name = next(iter(rates))
     best = max((n for n in rates if n != ours_name), key=rates.get)
-    print(f"ratio ours / best DataLoader ({best}): {rates[ours_name] / rates[best]:.2f}x")
+    say(f"ratio ours / best DataLoader ({best}): {rates[ours_name] / rates[best]:.2f}x")
 
-    print("time to produce one epoch of batches, no model (median of 3):")
+    say("time to produce one epoch of batches, no model (median of 3):")
     for name, loader in pipelines.items():
         t = statistics.median(time_epoch_of_batches(loader) for _ in range(3))
-        print(f"  {name:<28}{t:>8.2f} s")
+        say(f"  {name:<28}{t:>8.2f} s")
+    write_text("\n".join(lines) + "\n", args.out / f"{args.variant}.txt")
+    print(f"written to {args.out / f'{args.variant}.txt'}")
     return 0
 
 
