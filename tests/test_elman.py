@@ -3,10 +3,11 @@ import json
 import pytest
 import torch
 
-from RNN.elman.tasks import temporal_xor
+from common.summary import count_parameters
 from common.training import load_checkpoint
 from RNN.elman import train
-from RNN.elman.model import PAPER_SIZES, SRN, count_parameters
+from RNN.elman.model import PAPER_SIZES, SRN
+from RNN.elman.tasks import temporal_xor
 
 
 def test_sizes_are_the_papers():
@@ -89,9 +90,13 @@ def test_quick_run_end_to_end_and_repeatable(tmp_path):
     for name in ("a", "b"):
         assert train.main(["--quick", "--no-progress", "--out", str(tmp_path / name)]) == 0
     a, b = (json.loads((tmp_path / n / "metrics.json").read_text()) for n in ("a", "b"))
-    assert [m["name"] for m in a["metrics"]] == ["xor_predictable_bit_rms", "xor_random_bits_rms",
-                                                 "letters_vowel_rms", "letters_onset_above_vowel"]
+    assert [m["name"] for m in a["metrics"]] == ["xor_predictable_below_random", "letters_vowel_rms",
+                                                 "letters_onset_above_vowel"]
+    assert all(m["claim"] for m in a["metrics"])
     assert a["metrics"] == b["metrics"]
+    xor = a["metrics"][0]
+    assert xor["ours"] == xor["ci95"][0] < xor["mse_difference"] < xor["ci95"][1]
+    assert a["details"]["rows"][0][:3] == ["XOR: the predictable bit", xor["predictable_bit_rms"], 0.3333]
     for task, fig in (("xor", "fig3_xor_error.png"), ("letters", "fig4-6_letter_error.png")):
         for name in ("model.pt", "history.json", "curves.png", fig):
             assert (tmp_path / "a" / task / name).exists()
@@ -106,6 +111,48 @@ def test_resume_gives_the_same_weights(tmp_path):
     assert train.main([*common, "--epochs", "40", "--out", str(tmp_path / "twice"), "--resume"]) == 0
     a, b = (load_checkpoint(tmp_path / n / "xor" / "model.pt") for n in ("once", "twice"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    h1, h2 = (json.loads((tmp_path / n / "xor" / "history.json").read_text()) for n in ("once", "twice"))
+    assert [h["train_mse"] for h in h1] == [h["train_mse"] for h in h2] and len(h1) == 40
+
+
+def test_no_progress_prints_a_line_per_reporting_interval(tmp_path, capsys):
+    assert train.main(["--task", "xor", "--length", "20", "--epochs", "60", "--no-progress",
+                       "--out", str(tmp_path)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("xor pass")]
+    assert [line.split()[2] for line in lines] == ["20/60", "40/60", "60/60"]
+
+
+def test_damaged_checkpoint_given_to_resume(tmp_path, capsys):
+    """A truncated checkpoint.pt: one error line naming the file, exit status 2, the file left in place."""
+    assert train.main(["--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    ckpt = tmp_path / "xor" / "checkpoint.pt"
+    damaged = ckpt.read_bytes()[:200]
+    ckpt.write_bytes(damaged)
+    capsys.readouterr()
+    assert train.main(["--quick", "--no-progress", "--out", str(tmp_path), "--resume"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error:") and str(ckpt) in errors[0]
+    assert ckpt.read_bytes() == damaged
+
+
+def test_xor_contrast_interval():
+    """xor_contrast: the difference of mean squared errors (random bits minus the XOR bit) per triple, and a
+    95% interval that covers 0 about 95% of the time when the three bits are predicted equally badly."""
+    n = 3 * 4800
+    phase = (torch.arange(n - 1) + 1) % 3                     # the phase of the predicted bit
+    perfect_xor = torch.where(phase == 2, 0.0, 0.25).unsqueeze(1)
+    c = train.xor_contrast(perfect_xor)
+    assert c["triples"] == 4799 and c["mse_difference"] == pytest.approx(0.25) and c["ci95"] == pytest.approx(
+        [0.25, 0.25])
+    gen = torch.Generator().manual_seed(0)
+    covered = 0
+    for _ in range(400):
+        null = torch.rand(n - 1, 1, generator=gen) ** 2       # the same error distribution at every phase
+        lo, hi = train.xor_contrast(null)["ci95"]
+        covered += lo <= 0 <= hi
+    assert 0.92 <= covered / 400 <= 0.98
+    shifted = torch.rand(n - 1, 1, generator=gen) ** 2 - 0.02 * (phase == 2).unsqueeze(1)
+    assert train.xor_contrast(shifted)["ci95"][0] > 0         # a small real dip is detected on 4,800 triples
 
 
 def test_bad_input_is_refused(tmp_path):
@@ -114,33 +161,14 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(ValueError, match="letter"):
         from RNN.elman.tasks import encode_letters
         encode_letters("baz")
-    assert train.main(["--task", "xor", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 1
-
-
-def test_ideal_observer_bound_on_the_xor_bit():
-    """xor_limit.ideal_rms: exactly 1/3 with a window of two bits, never worse with more, and equal to the
-    frequency estimate of P(next | last k bits) on a long generated stream (an independent route)."""
-    from RNN.elman.xor_limit import ideal_rms
-    assert ideal_rms(2) == pytest.approx(1 / 3, abs=1e-12)
-    values = [ideal_rms(k) for k in range(2, 12)]
-    assert all(b <= a + 1e-12 for a, b in zip(values, values[1:]))
-    assert values[-1] < 0.15 < values[-2]            # below the target only with a window of 11 bits
-    k = 5
-    bits = temporal_xor(100_000, torch.Generator().manual_seed(3)).long()
-    windows = torch.stack([bits[i:len(bits) - k + i] for i in range(k)], 1)       # bits t-k+1 .. t
-    codes = (windows * (2 ** torch.arange(k - 1, -1, -1))).sum(1)
-    nxt = bits[k:].float()
-    p_one = torch.zeros(2 ** k).index_add_(0, codes, nxt) / torch.bincount(codes, minlength=2 ** k).clamp(min=1)
-    predictable = (torch.arange(k, len(bits)) % 3) == 2
-    rms = ((p_one[codes] - nxt)[predictable] ** 2).mean().sqrt()
-    assert float(rms) == pytest.approx(ideal_rms(k), abs=0.01)
-    with pytest.raises(ValueError, match="at least the two bits"):
-        ideal_rms(1)
+    assert train.main(["--task", "xor", "--resume", "--out", str(tmp_path / "none"), "--no-progress"]) == 2
+    assert train.parse_args(["--task", "xor"]).out.name == "elman-xor"      # results/ is the default run's
+    assert train.parse_args([]).out is None
 
 
 def test_xor_limit_quick_run(tmp_path):
-    from RNN.elman import xor_limit
-    assert xor_limit.main(["--quick", "--out", str(tmp_path)]) == 0
+    from RNN.elman.experiments import xor_limit
+    assert xor_limit.main(["--quick", "--no-progress", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "xor_limit.json").read_text())
     assert report["ideal_observer_rms_by_window"]["2"] == pytest.approx(1 / 3, abs=1e-4)
     assert {r["gradient"] for r in report["srn_probes"]} == {"one step (Elman)", "full BPTT"}
@@ -157,3 +185,27 @@ def test_full_bptt_option_passes_error_back_in_time():
     out, _ = model(x)
     out[-1].sum().backward()
     assert x.grad[:-1].abs().sum() > 0
+
+
+def test_shipped_models_reproduce_their_metrics():
+    """results/{xor,letters}/model.pt, run afresh on the test streams train.py uses, give the errors that
+    results/metrics.json reports."""
+    from pathlib import Path
+
+    results = Path(train.__file__).parent / "results"
+    record = json.loads((results / "metrics.json").read_text())
+    assert record["quick"] is False and record["model"]["weights"] == "letters/model.pt"
+    for task, sizes in PAPER_SIZES.items():
+        model = SRN(*sizes)
+        model.load_state_dict(load_checkpoint(results / task / "model.pt"))
+        summary = record["tasks"][task]
+        stream, letters = train.make_stream(task, train.TEST_UNITS[task],
+                                            torch.Generator().manual_seed(10_000 + record["seed"]))
+        assert len(stream) == summary["test_length"]
+        errors = train.step_errors(model, stream)
+        if task == "xor":
+            assert train.xor_phase_rms(errors).tolist() == pytest.approx(summary["rms_by_phase"], abs=1e-6)
+        else:
+            r = train.letter_rms(errors, letters)
+            assert r["vowel_rms"] == pytest.approx(summary["vowel_rms"], abs=1e-6)
+            assert r["consonant_rms"] == pytest.approx(summary["consonant_rms"], abs=1e-6)

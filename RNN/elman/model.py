@@ -15,7 +15,7 @@ The context units are extra inputs: the error is backpropagated into W_ch, but n
 earlier steps (the paper trains with plain backpropagation, one time step at a time). ``forward`` therefore
 detaches c(t). The context starts at 0.5 (the logistic's midpoint) at the beginning of the stream.
 ``truncate=False`` keeps the copy attached, i.e. full backpropagation through time (used only by
-``xor_limit.py`` to see how far the paper's network can go when trained by other means).
+``experiments/xor_limit.py`` to see how far the paper's network can go when trained by other means).
 """
 
 from __future__ import annotations
@@ -65,7 +65,3 @@ class SRN(nn.Module):
         hidden = torch.stack(hiddens, dim=1)
         out = torch.sigmoid(self.hidden_to_output(hidden))
         return (out, hidden) if batched else (out[0], hidden[0])
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

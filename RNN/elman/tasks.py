@@ -3,6 +3,7 @@ exactly as specified:
 
 - :func:`temporal_xor`: the bit stream of Sec. 2 ("Exclusive-Or"): two random bits, then their XOR,
   repeated; the network predicts the next bit, so only every third bit is predictable.
+  :func:`ideal_observer_rms` is the lowest error any predictor that sees only the last k bits can reach.
 - :func:`letter_sequence`: the letter stream of Sec. 3 ("Structure in Letter Sequences"): random
   consonants b, d, g, each replaced by ba, dii, guuu; letters coded by the six phonetic features of
   Table 1 (:data:`LETTER_FEATURES`).
@@ -11,6 +12,9 @@ Every generator takes a ``torch.Generator`` so that a seed fixes the data.
 """
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import torch
 
@@ -24,6 +28,46 @@ def temporal_xor(n_triples: int, generator: torch.Generator | None = None) -> to
         raise ValueError(f"temporal_xor needs at least one triple, got {n_triples}")
     pairs = torch.randint(0, 2, (n_triples, 2), generator=generator)
     return torch.cat([pairs, pairs[:, :1] ^ pairs[:, 1:]], dim=1).reshape(-1).float()
+
+
+def ideal_observer_rms(k: int) -> dict[str, float]:
+    """RMS errors of the Bayes-optimal prediction of the next bit of :func:`temporal_xor` from the last ``k``
+    bits alone (k >= 2), on the predictable bits (every third, the XOR) and on the two random bits.
+
+    The stream carries no marker of where a triple starts, so the observer does not know the phase of the
+    bit to predict (uniform a priori over 0, 1, 2; 2 = the XOR bit). Under phase q the window's bits have
+    phases q - k, ..., q - 1 (mod 3): a window is impossible when a phase-2 bit inside it is not the XOR of
+    the two bits before it, and otherwise has probability 2^-(free bits). Exact, by enumerating the 2^k
+    windows. With k = 2 nothing tells the phases apart: the prediction is 1/3 x (XOR of the two bits) +
+    2/3 x 0.5, and the RMS error is 1/3 on the XOR bit and sqrt(5/18) = 0.527 on the random bits.
+    """
+    if k < 2:
+        raise ValueError(f"the window must hold at least the two bits the XOR is taken of, got k={k}")
+
+    def likelihood(w: tuple[int, ...], q: int) -> float:
+        free = 0
+        for i in range(k):
+            if (q - k + i) % 3 == 2 and i >= 2:
+                if w[i] != w[i - 1] ^ w[i - 2]:
+                    return 0.0
+            else:
+                free += 1
+        return 0.5 ** free
+
+    sq_err, weight = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+    for w in itertools.product((0, 1), repeat=k):
+        lik = [likelihood(w, q) for q in range(3)]          # P(window | phase q of the next bit)
+        if sum(lik) == 0.0:
+            continue
+        xor = w[-1] ^ w[-2]
+        p = (lik[0] * 0.5 + lik[1] * 0.5 + lik[2] * xor) / sum(lik)   # P(next bit = 1 | window)
+        sq_err[2] += lik[2] * (p - xor) ** 2
+        for q in (0, 1):                                    # a fair coin: E (p - b)^2 = 1/4 + (p - 1/2)^2
+            sq_err[q] += lik[q] * (0.25 + (p - 0.5) ** 2)
+        for q in range(3):
+            weight[q] += lik[q]
+    return {"predictable": math.sqrt(sq_err[2] / weight[2]),
+            "random": math.sqrt((sq_err[0] / weight[0] + sq_err[1] / weight[1]) / 2)}
 
 
 # Elman Table 1: the letters as six binary features (Consonant, Vowel, Interrupted, High, Back, Voiced).

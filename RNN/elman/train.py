@@ -9,13 +9,16 @@ The network reads a stream one element at a time and predicts the next one, with
 step (plain online backpropagation; the context units are inputs). After training it is run on a fresh test
 stream and the root-mean-squared error is measured at every step, as in Fig. 3 (XOR) and Figs. 4-6 (letters).
 
-Targets. XOR: the error on the predictable bits (every third, the XOR of the two before) is low, RMS < 0.15,
-while the two random bits stay near chance, RMS about 0.5 (we accept 0.4-0.6). Letters: the error is low on
-the predictable vowels and high at each consonant (a word's onset), which is unpredictable.
+Checks. XOR (Fig. 3): the error on the predictable bit (every third, the XOR of the two before) is below the
+error on the two random bits, by more than the test stream's sampling noise (the 95% confidence interval of
+the difference of mean squared errors lies above 0); the errors themselves are reported beside the ideal
+observer that remembers one bit. Letters: the error is low on the predictable vowels and high at each
+consonant (a word's onset), which is unpredictable.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -23,19 +26,23 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy import stats
+from tqdm.auto import tqdm
 
-from common.cli import base_parser, output_dir, positive_int
-from common.results import git_commit, metric, print_metrics, write_metrics
-from common.tasks import LETTER_FEATURE_NAMES, letter_sequence, temporal_xor
-from common.training import (NonFiniteLossError, atomic_save, describe_device, resolve_device, resume_checkpoint,
-                             rng_state, seed_everything, set_rng_state, write_json)
-from RNN.elman.model import PAPER_SIZES, SRN, count_parameters
+from common.cli import Run, base_parser, positive_int, run
+from common.results import metric, print_metrics
+from common.summary import count_parameters
+from common.training import (NonFiniteLossError, atomic_save, restore_checkpoint, resume_checkpoint,
+                             save_checkpoint, seed_everything, write_json)
+from RNN.elman.model import PAPER_SIZES, SRN
+from RNN.elman.tasks import LETTER_FEATURE_NAMES, ideal_observer_rms, letter_sequence, temporal_xor
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "Elman 1990, Finding Structure in Time"
 # The paper's stream lengths and passes; the test stream of Fig. 3 is 1,200 cycles of 12 inputs.
 PAPER_SETUP = {"xor": {"units": 1000, "passes": 600}, "letters": {"units": 1000, "passes": 200}}
 TEST_UNITS = {"xor": 4800, "letters": 1000}
+REPORT_EVERY = 20   # passes between checkpoints and log lines
 
 
 def parse_args(argv=None):
@@ -48,7 +55,10 @@ def parse_args(argv=None):
     p.add_argument("--hidden", type=positive_int, default=None, help="hidden (= context) units; default the paper's")
     p.add_argument("--length", type=positive_int, default=None,
                    help="training stream: XOR triples / consonants (default 1,000 as in the paper)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.out is None and not args.quick and args.task != "all":
+        args.out = PAPER_DIR.parents[1] / "runs" / f"elman-{args.task}"     # results/ is the default run's
+    return args
 
 
 def make_stream(task: str, units: int, generator: torch.Generator) -> tuple[torch.Tensor, str | None]:
@@ -97,6 +107,9 @@ def run_pass(model: SRN, stream: torch.Tensor, lr: float) -> float:
     return total / ((len(xs) - 1) * xs.shape[1])
 
 
+# --------------------------------------------------------------------------- reading Figs. 3-6 as numbers
+
+
 @torch.no_grad()
 def step_errors(model, stream: torch.Tensor) -> torch.Tensor:
     """Squared error of each prediction (T-1 x n_out): prediction of element t + 1 from element t."""
@@ -109,6 +122,24 @@ def xor_phase_rms(errors: torch.Tensor) -> torch.Tensor:
     e = errors[:, 0]
     phase = (torch.arange(len(e)) + 1) % 3
     return torch.stack([e[phase == k].mean().sqrt() for k in range(3)])
+
+
+def xor_contrast(errors: torch.Tensor, blocks: int = 48) -> dict[str, float]:
+    """How far the XOR bit's error lies below the random bits' (Fig. 3), with a 95% confidence interval.
+
+    For every whole triple j >= 1 of the test stream, d_j = (mean squared error on its two random bits) -
+    (squared error on its XOR bit); the mean of d is the difference of the mean squared errors, > 0 when the
+    predictable bit is predicted better. The network's context carries from one triple into the next, so
+    single triples are not independent: the interval comes from batch means over ``blocks`` runs of
+    consecutive triples (about 100 each on the 4,800-triple test stream), with Student's t."""
+    e = errors[:, 0]                        # e[t] is the error on bit t + 1; bit 0 is never predicted
+    triples = (len(e) + 1) // 3
+    per_bit = torch.cat([e.new_full((1,), math.nan), e])[3: 3 * triples].reshape(-1, 3).double()
+    d = (per_bit[:, 0] + per_bit[:, 1]) / 2 - per_bit[:, 2]
+    means = torch.stack([chunk.mean() for chunk in torch.tensor_split(d, blocks)])
+    half = float(stats.t.ppf(0.975, blocks - 1)) * float(means.std()) / math.sqrt(blocks)
+    diff = float(d.mean())
+    return {"mse_difference": diff, "ci95": [diff - half, diff + half], "triples": len(d), "blocks": blocks}
 
 
 def plot_xor(errors: torch.Tensor, path: Path) -> None:
@@ -154,8 +185,23 @@ def letter_rms(errors: torch.Tensor, letters: str) -> dict[str, float]:
     return {"consonant_rms": float(errors[onset].mean().sqrt()), "vowel_rms": float(errors[~onset].mean().sqrt())}
 
 
-def train_task(task: str, args, out: Path, device) -> tuple[list[dict], dict]:
-    """Train on one task, write its model, history and plots into ``out``; return (metrics, summary)."""
+def plot_curve(history: list[dict], task: str, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot([h["epoch"] for h in history], [h["train_mse"] for h in history])
+    ax.set(xlabel="pass over the training stream", ylabel="mean squared error", yscale="log", title=task)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_task(task: str, r: Run, out: Path) -> tuple[SRN, list[dict], dict]:
+    """Train on one task (online, its own loop), write its model, history and plots into ``out``;
+    return (model, metrics, summary)."""
+    args = r.args
     n_in, n_hidden, n_out = PAPER_SIZES[task]
     n_hidden = args.hidden or n_hidden
     units = args.length or PAPER_SETUP[task]["units"]
@@ -165,90 +211,99 @@ def train_task(task: str, args, out: Path, device) -> tuple[list[dict], dict]:
         units, passes, test_units = min(units, 100), min(passes, 3), 200
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(args.seed)
-    train_stream, _ = make_stream(task, units, torch.Generator().manual_seed(args.seed))
+    stream, _ = make_stream(task, units, torch.Generator().manual_seed(args.seed))
     test_stream, test_letters = make_stream(task, test_units, torch.Generator().manual_seed(10_000 + args.seed))
     model = SRN(n_in, n_hidden, n_out)  # trained on the CPU: see run_pass
-    history, start = [], 0
+    history: list[dict] = []
     ckpt_path = out / "checkpoint.pt"
-    if args.resume:
-        ck = resume_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(ck["model"])
-        set_rng_state(ck["rng"])
-        start = int(ck["epoch"])
-        history = [{"epoch": i + 1, "train_mse": float(v)} for i, v in enumerate(ck["train_mse"][:start])]
-        print(f"resumed from {ckpt_path} after pass {start}")
+    if r.resumes(out):   # the same checkpoint format as fit's (common.training.save_checkpoint)
+        history = restore_checkpoint(resume_checkpoint(ckpt_path), model)
+        print(f"{task}: resumed from {ckpt_path} after pass {len(history)}")
     print(f"{task}: {n_in}-{n_hidden}-{n_out} SRN, {count_parameters(model)} weights, stream of "
-          f"{len(train_stream)}, {passes} passes, lr {args.lr}")
-    from tqdm.auto import trange
-    t0 = time.perf_counter()
-    stream = train_stream
-    for epoch in trange(start, passes, desc=task, disable=args.no_progress):
-        history.append({"epoch": epoch + 1, "train_mse": run_pass(model, stream, args.lr)})
-        if (epoch + 1) % 20 == 0 or epoch + 1 == passes:
-            atomic_save({"model": model.state_dict(), "rng": rng_state(),
-                         "epoch": epoch + 1, "train_mse": torch.tensor([h["train_mse"] for h in history])},
-                        ckpt_path)
-    wall = time.perf_counter() - t0
+          f"{len(stream)}, {passes} passes, lr {args.lr}")
+    for epoch in tqdm(range(len(history), passes), desc=task, disable=args.no_progress):
+        t0 = time.perf_counter()
+        mse = run_pass(model, stream, args.lr)
+        history.append({"epoch": epoch + 1, "train_mse": mse, "time_s": round(time.perf_counter() - t0, 4)})
+        if (epoch + 1) % REPORT_EVERY == 0 or epoch + 1 == passes:
+            save_checkpoint(ckpt_path, model, epoch=epoch + 1, history=history)
+            recent = history[-REPORT_EVERY:]
+            tqdm.write(f"{task} pass {epoch + 1}/{passes}  train_mse {mse:.4g}  "
+                       f"({sum(h['time_s'] for h in recent):.1f} s for {len(recent)} passes)")
     atomic_save(model.state_dict(), out / "model.pt")
     write_json(history, out / "history.json")
+    plot_curve(history, task, out / "curves.png")
     errors = step_errors(model, test_stream)
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot([h["epoch"] for h in history], [h["train_mse"] for h in history])
-    ax.set(xlabel="pass over the training stream", ylabel="mean squared error", yscale="log", title=task)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
-    plt.close(fig)
     summary = {"weights": count_parameters(model), "sizes": [n_in, n_hidden, n_out], "stream_length": len(stream),
                "passes": passes, "test_length": len(test_stream), "final_train_mse": history[-1]["train_mse"],
-               "train_time_s": wall}
+               "train_time_s": sum(h.get("time_s", 0.0) for h in history)}
     if task == "xor":
         rms = xor_phase_rms(errors)
-        plot_xor(errors, out / "fig3_xor_error.png")
         random_rms = float((rms[0] ** 2 + rms[1] ** 2).div(2).sqrt())
-        metrics = [metric("xor_predictable_bit_rms", float(rms[2]), paper="low (Fig. 3)", band=(0.0, 0.15)),
-                   metric("xor_random_bits_rms", random_rms, paper="~0.5 (Fig. 3)", band=(0.4, 0.6))]
-        summary["rms_by_phase"] = rms.tolist()
+        contrast = xor_contrast(errors)
+        ideal = ideal_observer_rms(2)
+        plot_xor(errors, out / "fig3_xor_error.png")
+        summary.update(rms_by_phase=rms.tolist(), predictable_bit_rms=float(rms[2]), random_bits_rms=random_rms,
+                       ideal_observer_2_bits=ideal, **contrast)
+        metrics = [metric("xor_predictable_below_random", contrast["ci95"][0],
+                          paper="below the random bits' (Fig. 3)", band=(0.0, None),
+                          claim="temporal XOR: error on the predictable bit below the random bits' "
+                                "(lower end of the 95% CI of the MSE difference; must be > 0)",
+                          mse_difference=round(contrast["mse_difference"], 4),
+                          ci95=[round(v, 4) for v in contrast["ci95"]],
+                          predictable_bit_rms=round(float(rms[2]), 4), random_bits_rms=round(random_rms, 4))]
     else:
         summary.update(letter_rms(errors, test_letters))
         plot_letters(errors, test_letters, out / "fig4-6_letter_error.png")
-        metrics = [metric("letters_vowel_rms", summary["vowel_rms"], paper="low (Fig. 4)", band=(0.0, 0.2)),
+        metrics = [metric("letters_vowel_rms", summary["vowel_rms"], paper="low (Fig. 4)", band=(0.0, 0.2),
+                          claim="letters: RMS error over the 6 feature bits when the next letter is a vowel"),
                    metric("letters_onset_above_vowel", float(summary["consonant_rms"] > 2 * summary["vowel_rms"]),
-                          paper="error rises at each consonant (Figs. 4-6)", band=(1.0, 1.0))]
-    return metrics, summary
+                          paper="error rises at each consonant (Figs. 4-6)", band=(1.0, 1.0),
+                          claim="letters: error at a word onset above twice the vowels' (1 = yes)")]
+    return model, metrics, summary
+
+
+def details(summaries: dict[str, dict]) -> dict:
+    """The errors behind the checks (the results table under the metrics), with the XOR task's references."""
+    rows = []
+    if "xor" in summaries:
+        s = summaries["xor"]
+        rows += [["XOR: the predictable bit", round(s["predictable_bit_rms"], 4),
+                  round(s["ideal_observer_2_bits"]["predictable"], 4), 0.5],
+                 ["XOR: the two random bits", round(s["random_bits_rms"], 4),
+                  round(s["ideal_observer_2_bits"]["random"], 4), 0.5]]
+    if "letters" in summaries:
+        s = summaries["letters"]
+        rows += [["letters: next is a vowel", round(s["vowel_rms"], 4), "-", "-"],
+                 ["letters: next is a consonant (onset)", round(s["consonant_rms"], 4), "-", "-"]]
+    return {"columns": ["prediction", "RMS error, ours", "ideal observer of the last 2 bits", "always 0.5"],
+            "rows": rows}
+
+
+def train(r: Run) -> int:
+    if r.device.type != "cpu":
+        print("note: the SRN trains on the CPU (one tiny update per time step); --device is ignored")
+    tasks = ("xor", "letters") if r.args.task == "all" else (r.args.task,)
+    models, metrics, summaries = {}, [], {}
+    for task in tasks:
+        models[task], m, summaries[task] = train_task(task, r, r.out / task)
+        metrics += m
+    last = tasks[-1]
+    n_in, n_hidden, n_out = summaries[last]["sizes"]
+    r.write_metrics(paper=PAPER, metrics=metrics, model=models[last],
+                    model_kwargs={"n_in": n_in, "n_hidden": n_hidden, "n_out": n_out}, weights=f"{last}/model.pt",
+                    epochs=max(s["passes"] for s in summaries.values()),
+                    training_time_s=sum(s["train_time_s"] for s in summaries.values()) if r.args.resume else None,
+                    tasks=summaries, details=details(summaries),
+                    hyperparameters={"optimizer": f"online gradient descent, lr {r.args.lr}, one update per step",
+                                     "loss": "1/2 squared error"})
+    print_metrics(metrics, r.out)
+    return 0
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    commit = git_commit()
-    device = torch.device("cpu")  # the online loop is NumPy on CPU tensors (see run_pass); the net is tiny
-    if resolve_device(args.device).type != "cpu":
-        print("note: the SRN trains on the CPU (one tiny update per time step); --device is ignored")
-    out = output_dir(args, PAPER_DIR)
-    tasks = ("xor", "letters") if args.task == "all" else (args.task,)
-    if args.out is None and not args.quick and args.task != "all":
-        out = PAPER_DIR.parents[1] / "runs" / f"elman-{args.task}"     # results/ is the default run's
-    t0 = time.perf_counter()
-    metrics, summaries = [], {}
-    try:
-        for task in tasks:
-            m, summaries[task] = train_task(task, args, out / task, device)
-            metrics += m
-    except (NonFiniteLossError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    last = summaries[tasks[-1]]["sizes"]
-    write_metrics(out, paper=PAPER, metrics=metrics,
-                  model={"module": "RNN/elman/model.py", "class": "SRN",
-                         "kwargs": {"n_in": last[0], "n_hidden": last[1], "n_out": last[2]},
-                         "weights": f"{tasks[-1]}/model.pt"},
-                  seed=args.seed, epochs=max(s["passes"] for s in summaries.values()),
-                  wall_time_s=time.perf_counter() - t0, device=describe_device(device), commit=commit,
-                  quick=args.quick, tasks=summaries,
-                  hyperparameters={"optimizer": f"online gradient descent, lr {args.lr}, one update per step",
-                                   "loss": "1/2 squared error"})
-    print_metrics(metrics, out)
-    return 0
+    return run(train, args, PAPER_DIR)
 
 
 if __name__ == "__main__":
