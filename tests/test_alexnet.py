@@ -151,6 +151,8 @@ def test_old_histories_convert_to_chunk_errors():
     assert new[1]["train_chunk_error_pct"] == [40.0, 35.0, 30.0, 27.0, 26.0, 25.0, 24.0, 20.0, 20.0, 20.0]
     assert new[0]["epoch"] == 1 and train.crossing_epoch(new) == pytest.approx(1.7)
     assert train.convert_history(new) == new                               # already converted: unchanged
+    # an old run resumed with today's code: old epochs, then new ones; the crossing reads both
+    assert train.crossing_epoch([old[0], new[1]]) == pytest.approx(1.7)
     # 352 batches per epoch as in the real runs (the last one smaller): chunks pool whole batches
     n = [128] * 351 + [72]
     errors = [40] * 200 + [20] * 152

@@ -91,9 +91,10 @@ def pool_chunks(n: list[int], errors: list[int], chunks: int = CHUNKS) -> list[f
 
 
 def chunk_points(history: list[dict]) -> list[tuple[float, float]]:
-    """(position in epochs, training error %) at the end of every chunk of every epoch."""
+    """(position in epochs, training error %) at the end of every chunk of every epoch. Epochs recorded in
+    the old per-batch form (a checkpoint of a run started before issue 22, resumed) are pooled on the fly."""
     points = []
-    for e, record in enumerate(history):
+    for e, record in enumerate(convert_history(history)):
         errors = record["train_chunk_error_pct"]
         points += [(e + (c + 1) / len(errors), err) for c, err in enumerate(errors) if err is not None]
     return points
