@@ -247,8 +247,8 @@ def train_task(task: str, r: Run, out: Path) -> tuple[SRN, list[dict], dict]:
                        ideal_observer_2_bits=ideal, **contrast)
         metrics = [metric("xor_predictable_below_random", contrast["ci95"][0],
                           paper="below the random bits' (Fig. 3)", band=(0.0, None),
-                          claim="temporal XOR: error on the predictable bit below the random bits' "
-                                "(lower end of the 95% CI of the MSE difference; must be > 0)",
+                          claim="temporal XOR: the predictable bit's error below the random bits' "
+                                "(MSE difference, lower end of its 95% CI)",
                           mse_difference=round(contrast["mse_difference"], 4),
                           ci95=[round(v, 4) for v in contrast["ci95"]],
                           predictable_bit_rms=round(float(rms[2]), 4), random_bits_rms=round(random_rms, 4))]
