@@ -168,11 +168,14 @@ class PCA:
         return (self.encode(x) @ self.components.T + self.mean).to(x.dtype)
 
 
-def layer_table(model: DeepAutoencoder) -> list[tuple[str, str, int]]:
-    """(layer, shape, parameters) of each weight layer, encoder then decoder."""
-    rows = []
-    for part, mods in (("encoder", model.encoder), ("decoder", model.decoder)):
-        for lin in mods:
-            rows.append((part, f"{lin.in_features} -> {lin.out_features}",
-                         lin.weight.numel() + lin.bias.numel()))
-    return rows
+def unrolled_layers(model: DeepAutoencoder) -> nn.Sequential:
+    """Fig. 1 (right) as one chain of named layers that share ``model``'s weights: encoder 1, 2, ...
+    (logistic), the linear code layer, decoder ..., 2, 1 (logistic) and the output layer (logits).
+    It computes the same function as ``model``; the layer table (``common.summary``) reads it."""
+    n = len(model.encoder)
+    names = [f"encoder{k}" for k in range(1, n)] + ["code"] + [f"decoder{k}" for k in range(n - 1, 0, -1)]
+    lins = [*model.encoder, *model.decoder]
+    chain = nn.Sequential()
+    for name, lin in zip(names + ["output"], lins):
+        chain.add_module(name, lin if name in ("code", "output") else nn.Sequential(lin, nn.Sigmoid()))
+    return chain

@@ -8,6 +8,10 @@
 
 Target (Fig. 2 caption): average squared reconstruction error per MNIST test image 3.00
 (band <= 3.30); PCA with 30 components 13.87 (our PCA must land within +-0.3: a check of the metric).
+
+Output folder: pretrain/ (the RBMs: checkpoint.pt after every pass, history.json, curves.png), then
+the fine-tuning's checkpoint.pt, history.json, curves.png, model.pt and metrics.json. --resume reads
+back a finished pretraining and continues the interrupted part from its checkpoint.pt.
 """
 
 from __future__ import annotations
@@ -21,18 +25,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from common.cli import base_parser, output_dir, positive_int
-from common.data import DataError, TensorLoader, load_mnist, to_unit_float
+from common.cli import Run, base_parser, positive_int, run
+from common.data import TensorLoader, load_mnist, to_unit_float
 from common.plots import plot_history
-from common.results import git_commit, metric, print_metrics, write_metrics
-from common.training import (NonFiniteLossError, atomic_save, describe_device, evaluate, fit, load_checkpoint,
-                             resolve_device, rng_state, seed_everything, set_rng_state, write_json)
-from AutoEncoders.deep_autoencoder.model import (MNIST_LAYERS, PCA, DeepAutoencoder, layer_table, rbm_stack,
-                                                 squared_error_per_image)
+from common.results import metric, print_metrics
+from common.summary import format_layer_table, layer_table
+from common.training import (CheckpointError, NonFiniteLossError, atomic_save, describe_device, evaluate, fit,
+                             load_checkpoint, restore_checkpoint, resume_checkpoint, save_checkpoint, write_json)
+from AutoEncoders.deep_autoencoder.model import (MNIST_LAYERS, PCA, DeepAutoencoder, rbm_stack,
+                                                 squared_error_per_image, unrolled_layers)
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "Hinton & Salakhutdinov 2006, Reducing the Dimensionality of Data with Neural Networks"
-MODULE = "AutoEncoders/deep_autoencoder/model.py"
 
 # SOM, "Details of the pretraining": mini-batches of 100, 50 passes per layer, learning rate 0.1
 # (0.001 for the RBM with linear hidden units, as in the authors' code), momentum 0.5 for the
@@ -58,7 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--pca-components", type=positive_int, default=None,
                    help="components of the PCA baseline (default: the code size)")
     p.add_argument("--evaluate", type=Path, default=None, metavar="MODEL_PT",
-                   help="only evaluate a saved state_dict on the test set")
+                   help="only evaluate a saved state_dict (of the net given by --layers) on the test set")
     args = p.parse_args(argv)
     if args.layers[0] != 784:
         p.error(f"--layers must start with 784 (the MNIST pixels), got {args.layers[0]}")
@@ -84,24 +88,30 @@ def reconstruction_step(model, batch):
     return loss, {"n": len(x), "loss": loss.item() * len(x), "sq_err": sq}
 
 
+def layer_summary(model: DeepAutoencoder) -> str:
+    """Output size and parameters of each layer of the unrolled net (the paper gives no counts)."""
+    return format_layer_table(layer_table(unrolled_layers(model), torch.zeros(1, model.layers[0])))
+
+
 # --------------------------------------------------------------------------- greedy pretraining
 
 
-def pretrain(rbms, data: torch.Tensor, args, out: Path, device) -> list[dict]:
+def pretrain(rbms, data: torch.Tensor, args, out: Path, device, resume: bool = False) -> list[dict]:
     """Train the RBMs one after another (Fig. 1, left); each one's data are the hidden
-    probabilities of the one below. A checkpoint is written after every pass."""
-    ckpt_path = out / "pretrain_checkpoint.pt"
+    probabilities of the one below. After every pass: a line, ``out/checkpoint.pt`` (the common
+    format, plus the RBM being trained and its momentum buffers) and ``out/history.json``.
+    ``resume`` continues from the checkpoint, which gives the weights of an uninterrupted run."""
+    ckpt_path = out / "checkpoint.pt"
     start_layer, start_epoch, history, incs = 0, 0, [], None
-    if args.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, map_location=device)
-        rbms.load_state_dict(ckpt["rbms"])
-        start_layer, start_epoch, history, incs = ckpt["layer"], ckpt["epoch"], ckpt["history"], ckpt["incs"]
-        set_rng_state(ckpt["rng"])
-        print(f"resumed pretraining at RBM {start_layer + 1}, pass {start_epoch + 1}")
+    if resume:
+        ckpt = resume_checkpoint(ckpt_path, map_location=device)
+        history = restore_checkpoint(ckpt, rbms)
+        start_layer, start_epoch, incs = int(ckpt["layer"]), int(ckpt["epoch"]), ckpt["incs"]
+        print(f"pretraining: resumed from {ckpt_path} after {len(history)} passes")
     v = data
     for k, rbm in enumerate(rbms):
-        if k < start_layer:
-            v = rbm.hidden_mean(v).detach()
+        if k < start_layer:  # trained before the interruption: only its output is needed
+            v = rbm.hidden_mean(v).detach() if start_layer < len(rbms) else v
             continue
         lr = RBM_LR[rbm.hidden]
         params = {"w": rbm.w, "b_vis": rbm.b_vis, "b_hid": rbm.b_hid}
@@ -109,32 +119,33 @@ def pretrain(rbms, data: torch.Tensor, args, out: Path, device) -> list[dict]:
             incs = {name: torch.zeros_like(p) for name, p in params.items()}
         loader = TensorLoader(v, batch_size=args.rbm_batch_size, shuffle=True, seed=args.seed * 101 + k,
                               device=device, transform=None)
-        first = start_epoch if k == start_layer else 0
-        for epoch in range(first, args.pretrain_epochs):
+        name = f"RBM {k + 1}/{len(rbms)} {rbm.w.shape[0]}-{rbm.w.shape[1]}"
+        for epoch in range(start_epoch if k == start_layer else 0, args.pretrain_epochs):
             loader.set_epoch(epoch)
             momentum = MOMENTUM[0] if epoch < MOMENTUM_SWITCH else MOMENTUM[1]
             t0, err, n = time.perf_counter(), 0.0, 0
-            bar = tqdm(loader, desc=f"RBM {k + 1}/{len(rbms)} {rbm.w.shape[0]}-{rbm.w.shape[1]} "
-                       f"pass {epoch + 1}/{args.pretrain_epochs}", disable=args.no_progress, leave=False)
-            for (vb,) in bar:
+            for (vb,) in tqdm(loader, desc=f"{name} pass {epoch + 1}/{args.pretrain_epochs}",
+                              disable=args.no_progress, leave=False):
                 grads, e = rbm.cd1(vb)
-                with torch.no_grad():
-                    for name, p in params.items():
-                        g = grads[name] - WEIGHT_COST * p if name == "w" else grads[name]
-                        incs[name].mul_(momentum).add_(g, alpha=lr)
-                        p.add_(incs[name])
+                with torch.no_grad():  # SOM: momentum, and weight cost on the weights only
+                    for key, p in params.items():
+                        g = grads[key] - WEIGHT_COST * p if key == "w" else grads[key]
+                        incs[key].mul_(momentum).add_(g, alpha=lr)
+                        p.add_(incs[key])
                 err += e * len(vb)
                 n += len(vb)
+            if not torch.isfinite(rbm.w).all():
+                kept = f"the last good checkpoint ({ckpt_path}) is kept" if ckpt_path.exists() else "nothing was saved"
+                raise NonFiniteLossError(f"{name} diverged in pass {epoch + 1}; {kept}. Try a lower learning rate")
             rec = {"rbm": k + 1, "pass": epoch + 1, "recon_sq_err": err / n,
                    "time_s": round(time.perf_counter() - t0, 3)}
             history.append(rec)
-            if not torch.isfinite(rbm.w).all():
-                raise NonFiniteLossError(f"RBM {k + 1} diverged in pass {epoch + 1}; try a lower learning rate")
-            if not args.no_progress:
-                tqdm.write(str(rec))
+            tqdm.write(f"{name} pass {epoch + 1}/{args.pretrain_epochs}  recon_sq_err {rec['recon_sq_err']:.4g}  "
+                       f"({rec['time_s']:.1f} s)")
             last = epoch + 1 == args.pretrain_epochs
-            atomic_save({"rbms": rbms.state_dict(), "layer": k + int(last), "epoch": 0 if last else epoch + 1,
-                         "history": history, "incs": incs, "rng": rng_state()}, ckpt_path)
+            save_checkpoint(ckpt_path, rbms, epoch=0 if last else epoch + 1, history=history,
+                            layer=k + int(last), incs=incs)
+            write_json(history, out / "history.json")
         v = rbm.hidden_mean(v).detach()
     return history
 
@@ -149,8 +160,9 @@ def comparison(results: Path) -> dict | None:
                         ("random start (--no-pretrain)", results / "no-pretrain" / "metrics.json")):
         if path.exists():
             rec = json.loads(path.read_text())
+            minutes = rec.get("training_time_s", rec["wall_time_s"]) / 60
             rows.append([label, rec["hyperparameters"]["epochs"], rec["test_sq_err"], rec["train_sq_err"],
-                         f"{rec['wall_time_s'] / 60:.1f}", rec["commit"]])
+                         f"{minutes:.1f}", rec["commit"]])
     if not rows:
         return None
     return {"columns": ["start", "fine-tuning epochs", "test sq. error", "train sq. error", "minutes", "commit"],
@@ -166,68 +178,59 @@ def refresh_comparison(results: Path) -> None:
         write_json(rec, main_path)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    commit = git_commit()
-    device = resolve_device(args.device)
-    seed_everything(args.seed)
+def load_weights(model: DeepAutoencoder, path: Path, device) -> None:
+    """A state_dict of ``model`` (or the model of a fine-tuning checkpoint); anything else is a
+    :class:`CheckpointError` that names the file."""
+    layers = " ".join(map(str, model.layers))
+    fix = f"pass a state_dict of DeepAutoencoder saved by train.py, with --layers {layers} as it was trained"
+    state = load_checkpoint(path, map_location=device, fix=fix)
     try:
-        data = load_mnist(args.data_dir, n_val=args.n_val)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        model.load_state_dict(state["model"] if isinstance(state, dict) and "epoch" in state else state)
+    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+        raise CheckpointError(f"{path} does not hold the weights of a {layers.replace(' ', '-')} autoencoder "
+                              f"({str(e).splitlines()[0][:120]}); {fix}") from None
+
+
+def train(r: Run) -> int:
+    args, device, out = r.args, r.device, r.out
+    layers = tuple(args.layers)
+    if args.evaluate is not None:  # the file first: a bad one fails before the data are read
+        model = DeepAutoencoder(layers).to(device)
+        load_weights(model, args.evaluate, device)
+    data = load_mnist(args.data_dir, n_val=args.n_val)
     epochs = args.epochs
     if args.quick:
-        data, epochs = data.subset(2000, 500, 500), 2
+        data, epochs = data.subset(2000, 500, 500), min(args.epochs, 2)
         args.pretrain_epochs = min(args.pretrain_epochs, 2)
-    layers = tuple(args.layers)
     test_loader = TensorLoader(data.test_x, batch_size=1000, device=device, transform=flat_pixels)
 
     if args.evaluate is not None:
-        model = DeepAutoencoder(layers).to(device)
-        model.load_state_dict(load_checkpoint(args.evaluate, map_location=device))
         test = evaluate(model, test_loader, reconstruction_step, device)
-        print(f"test squared error per image {test['sq_err']:.3f} on {len(data.test_x)} images ({args.evaluate})")
+        print(f"test squared error per image {test['sq_err']:.4f} on {len(data.test_x)} images ({args.evaluate})")
         return 0
 
-    out = output_dir(args, PAPER_DIR)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.resume and not any((out / f).exists() for f in ("checkpoint.pt", "pretrain_checkpoint.pt")):
-        print(f"error: --resume: no checkpoint in {out}", file=sys.stderr)
-        return 1
     train_x = flat_pixels(data.train_x).to(device)
-    t_start = time.perf_counter()
     pretrain_history = []
-    try:
-        if args.no_pretrain:
-            model = DeepAutoencoder(layers).to(device)
-        else:
-            rbms = rbm_stack(layers).to(device)
-            pretrain_history = pretrain(rbms, train_x, args, out, device)
-            write_json(pretrain_history, out / "pretrain_history.json")
-            model = DeepAutoencoder.from_rbms(rbms).to(device)
-        pretrain_time = time.perf_counter() - t_start
-        for part, shape, n in layer_table(model):
-            print(f"{part:8s} {shape:>12s} {n:>10,d}")
-        print(f"{sum(p.numel() for p in model.parameters()):,} parameters; fine-tuning on {len(data.train_x)} "
-              f"images, validating on {len(data.val_x)}, device {describe_device(device)}")
-        train_loader = TensorLoader(data.train_x, batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                                    device=device, transform=flat_pixels)
-        val_loader = TensorLoader(data.val_x, batch_size=1000, device=device, transform=flat_pixels)
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        history = fit(model, optimizer, reconstruction_step, train_loader, epochs=epochs, val_loader=val_loader,
-                      scheduler=scheduler, device=device, amp=args.amp, checkpoint_path=out / "checkpoint.pt",
-                      resume=args.resume and (out / "checkpoint.pt").exists(),
-                      history_path=out / "history.json", curves_path=out / "curves.png",
-                      curve_keys=("loss", "sq_err"), select="val_sq_err", progress=not args.no_progress,
-                      desc="fine-tune")
-    except (NonFiniteLossError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    if pretrain_history:
+    if args.no_pretrain:
+        model = DeepAutoencoder(layers).to(device)
+    else:
+        rbms = rbm_stack(layers).to(device)
+        pretrain_history = pretrain(rbms, train_x, args, out / "pretrain", device, resume=r.resumes(out / "pretrain"))
         passes = [{"epoch": i + 1, "train_recon_sq_err": h["recon_sq_err"]} for i, h in enumerate(pretrain_history)]
-        plot_history(passes, out / "pretrain_curves.png", keys=("recon_sq_err",))
+        plot_history(passes, out / "pretrain" / "curves.png", keys=("recon_sq_err",))
+        model = DeepAutoencoder.from_rbms(rbms).to(device)
+    print(layer_summary(model))
+    print(f"fine-tuning on {len(data.train_x)} images, validating on {len(data.val_x)}, "
+          f"device {describe_device(device)}")
+    train_loader = TensorLoader(data.train_x, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                device=device, transform=flat_pixels)
+    val_loader = TensorLoader(data.val_x, batch_size=1000, device=device, transform=flat_pixels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    history = fit(model, optimizer, reconstruction_step, train_loader, epochs=epochs, val_loader=val_loader,
+                  scheduler=scheduler, device=device, amp=args.amp, out=out, resume=r.resumes(),
+                  curve_keys=("loss", "sq_err"), select="val_sq_err", progress=not args.no_progress,
+                  desc="fine-tune")
 
     test = evaluate(model, test_loader, reconstruction_step, device)
     train_eval = evaluate(model, TensorLoader(data.train_x, batch_size=1000, device=device, transform=flat_pixels),
@@ -237,19 +240,22 @@ def main(argv=None) -> int:
     pca = PCA(train_x.cpu(), k)
     test_x = flat_pixels(data.test_x)
     pca_err = squared_error_per_image(test_x, pca.reconstruct(test_x)).mean().item()
-    wall = time.perf_counter() - t_start
+    pretrain_time = sum(h["time_s"] for h in pretrain_history)  # every pass, also those before a --resume
     fine_tune_time = sum(h["epoch_time_s"] for h in history)
     best = min(history, key=lambda h: h["val_sq_err"])
+    net = "-".join(map(str, layers))
+    claim = f"MNIST test squared reconstruction error per image, {net} autoencoder (Fig. 2)"
     metrics = [metric("test_sq_err", test["sq_err"], paper=3.00, band=(0.0, 3.30), split="test",
+                      claim=claim + (", from random weights" if args.no_pretrain else ""),
                       **({"note": "random start: the paper's comparison, not its target"} if args.no_pretrain else {}))]
     metrics.append(metric(f"pca{k}_test_sq_err", pca_err, paper=13.87, band=(13.57, 14.17), split="test",
+                          claim=f"MNIST test squared reconstruction error per image of PCA with {k} components "
+                                "(Fig. 2; checks our metric)",
                           note="checks the metric code") if layers == MNIST_LAYERS
                    else {"name": f"pca{k}_test_sq_err", "split": "test", "ours": round(pca_err, 4)})
-    record = write_metrics(
-        out, paper=PAPER, metrics=metrics,
-        model={"module": MODULE, "class": "DeepAutoencoder", "kwargs": {"layers": list(layers)}},
-        seed=args.seed, epochs=len(history), wall_time_s=wall, device=describe_device(device), commit=commit,
-        quick=args.quick, pretrained=not args.no_pretrain,
+    record = r.write_metrics(
+        paper=PAPER, metrics=metrics, model=model, model_kwargs={"layers": list(layers)}, epochs=len(history),
+        weights="model.pt", training_time_s=pretrain_time + fine_tune_time, pretrained=not args.no_pretrain,
         test_sq_err=round(test["sq_err"], 4), train_sq_err=round(train_eval["sq_err"], 4),
         validation={"sq_err": round(best["val_sq_err"], 4), "best_epoch": best["epoch"],
                     "images": f"last {len(data.val_x)} of the training set"},
@@ -268,6 +274,10 @@ def main(argv=None) -> int:
     else:  # not the paper's net: no paper numbers to compare with
         print(f"test squared error per image {test['sq_err']:.3f}; PCA-{k} {pca_err:.3f}; results in {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    return run(train, parse_args(argv), PAPER_DIR)
 
 
 if __name__ == "__main__":
