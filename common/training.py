@@ -131,6 +131,23 @@ def _first_line(e: Exception) -> str:
     return text[0][:160] if text else type(e).__name__
 
 
+def load_weights(model: torch.nn.Module, path: str | os.PathLike, map_location="cpu", *, fix: str) -> None:
+    """Weights for ``--evaluate``: a state_dict of ``model`` (or the model of a training checkpoint) loaded
+    into it. A file that cannot be read, carries code, or holds another network's weights is a
+    :class:`CheckpointError` that names it and ends with ``fix``."""
+    state = load_checkpoint(path, map_location, fix=fix)
+    if isinstance(state, dict) and {"model", "epoch"} <= set(state):   # a checkpoint.pt written by fit
+        state = state["model"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
+                  if lines else type(e).__name__)
+        raise CheckpointError(f"{path} does not hold the weights of this {type(model).__name__} "
+                              f"({detail[:160]}); {fix}") from None
+
+
 RESUME_FIX = "start again without --resume (the run restarts from epoch 1), or restore the file from a copy"
 
 

@@ -59,3 +59,16 @@ def mnist(mnist_root):
     from common.data import load_mnist
 
     return load_mnist(mnist_root)
+
+
+# --------------------------------------------------------------------------- bad-input tests
+
+
+class Payload:
+    """Any class: pickled by reference, so loading it would import and run code (weights_only refuses)."""
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]

@@ -12,7 +12,7 @@ from AutoEncoders.deep_autoencoder.model import (MNIST_LAYERS, PCA, RBM, DeepAut
                                                  squared_error_per_image, unrolled_layers)
 from common.summary import layer_table
 from tests.conftest import require_mirror
-from tests.test_lenet5 import Payload, one_error_line  # shared helpers (candidates for conftest)
+from tests.conftest import Payload, one_error_line
 
 RESULTS = Path(train.__file__).parent / "results"
 
@@ -185,7 +185,7 @@ def test_no_pretrain_and_resume_without_checkpoint(tmp_path, mnist_root, capsys)
     capsys.readouterr()
     assert train.main(args + ["--evaluate", str(tmp_path / "model.pt")]) == 2
     line = one_error_line(capsys)
-    assert "does not hold the weights of a 784-1000-500-250-30 autoencoder" in line and "--layers" in line
+    assert "does not hold the weights of this DeepAutoencoder (" in line and "--layers 784 1000" in line
 
 
 def _bad_file(kind: str, tmp_path: Path) -> Path:

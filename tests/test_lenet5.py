@@ -8,18 +8,9 @@ from CNN.lenet5 import train
 from CNN.lenet5.model import A, C3_TABLE, PAPER_PARAMETERS, LeNet5, LeNet5Modern, map_loss, rbf_codes, squash
 from common.summary import layer_table
 from common.training import load_checkpoint
+from tests.conftest import Payload, one_error_line
 
 PAPER_DIR = Path(train.__file__).parent
-
-
-class Payload:
-    """Any class: pickled by reference, so loading it would import and run code (weights_only refuses)."""
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: "), err
-    return err[0]
 
 
 def test_parameters_per_layer_match_the_paper():

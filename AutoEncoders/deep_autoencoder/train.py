@@ -30,8 +30,8 @@ from common.data import TensorLoader, load_mnist, to_unit_float
 from common.plots import plot_history
 from common.results import metric, print_metrics
 from common.summary import format_layer_table, layer_table
-from common.training import (CheckpointError, NonFiniteLossError, atomic_save, describe_device, evaluate, fit,
-                             load_checkpoint, restore_checkpoint, resume_checkpoint, save_checkpoint, write_json)
+from common.training import (NonFiniteLossError, atomic_save, describe_device, evaluate, fit, load_weights,
+                             restore_checkpoint, resume_checkpoint, save_checkpoint, write_json)
 from AutoEncoders.deep_autoencoder.model import (MNIST_LAYERS, PCA, DeepAutoencoder, rbm_stack,
                                                  squared_error_per_image, unrolled_layers)
 
@@ -178,17 +178,9 @@ def refresh_comparison(results: Path) -> None:
         write_json(rec, main_path)
 
 
-def load_weights(model: DeepAutoencoder, path: Path, device) -> None:
-    """A state_dict of ``model`` (or the model of a fine-tuning checkpoint); anything else is a
-    :class:`CheckpointError` that names the file."""
+def evaluate_fix(model: DeepAutoencoder) -> str:
     layers = " ".join(map(str, model.layers))
-    fix = f"pass a state_dict of DeepAutoencoder saved by train.py, with --layers {layers} as it was trained"
-    state = load_checkpoint(path, map_location=device, fix=fix)
-    try:
-        model.load_state_dict(state["model"] if isinstance(state, dict) and "epoch" in state else state)
-    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
-        raise CheckpointError(f"{path} does not hold the weights of a {layers.replace(' ', '-')} autoencoder "
-                              f"({str(e).splitlines()[0][:120]}); {fix}") from None
+    return f"pass a state_dict of DeepAutoencoder saved by train.py, with --layers {layers} as it was trained"
 
 
 def train(r: Run) -> int:
@@ -196,7 +188,7 @@ def train(r: Run) -> int:
     layers = tuple(args.layers)
     if args.evaluate is not None:  # the file first: a bad one fails before the data are read
         model = DeepAutoencoder(layers).to(device)
-        load_weights(model, args.evaluate, device)
+        load_weights(model, args.evaluate, device, fix=evaluate_fix(model))
     data = load_mnist(args.data_dir, n_val=args.n_val)
     epochs = args.epochs
     if args.quick:

@@ -21,8 +21,7 @@ from common.cli import Run, base_parser, positive_int, run
 from common.data import TensorLoader, load_mnist
 from common.results import metric, print_metrics
 from common.summary import format_layer_table, layer_table
-from common.training import (CheckpointError, atomic_save, classification_step, describe_device, evaluate, fit,
-                             load_checkpoint)
+from common.training import (atomic_save, classification_step, describe_device, evaluate, fit, load_weights)
 from CNN.lenet5.model import MODELS, PAPER_PARAMETERS, LeNet5, LeNet5Modern, map_loss
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -65,18 +64,8 @@ def layer_summary(model: torch.nn.Module) -> str:
     return format_layer_table(rows, paper_total=sum(paper.values()) if paper else None)
 
 
-def load_weights(model: torch.nn.Module, path: Path, variant: str, device) -> None:
-    """A state_dict saved by this script (or the model of a training checkpoint) into ``model``;
-    any file that does not fit is a :class:`CheckpointError` naming it."""
-    fix = f"pass a state_dict of LeNet-5 --variant {variant} saved by train.py (e.g. CNN/lenet5/results/model.pt)"
-    state = load_checkpoint(path, map_location=device, fix=fix)
-    if isinstance(state, dict) and {"model", "epoch"} <= set(state):  # a checkpoint.pt of fit
-        state = state["model"]
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as e:
-        raise CheckpointError(f"{path} does not hold the weights of {type(model).__name__} "
-                              f"({str(e).splitlines()[0][:120]}); {fix}") from None
+def evaluate_fix(variant: str) -> str:
+    return f"pass a state_dict of LeNet-5 --variant {variant} saved by train.py (e.g. CNN/lenet5/results/model.pt)"
 
 
 def train(r: Run) -> int:
@@ -84,7 +73,7 @@ def train(r: Run) -> int:
     model = MODELS[args.variant]().to(device)
     step = make_step(args.variant, args.rbf_j)
     if args.evaluate is not None:  # the file first: a bad one fails before the data are read
-        load_weights(model, args.evaluate, args.variant, device)
+        load_weights(model, args.evaluate, device, fix=evaluate_fix(args.variant))
     data = load_mnist(args.data_dir, n_val=args.n_val)
     epochs = args.epochs
     if args.quick:
