@@ -186,9 +186,5 @@ def build(config: LSTMConfig, cell: str = "1997", truncated: bool = True, forget
     raise ValueError(f"unknown cell {cell!r} (1997 or modern)")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def config_dict(config: LSTMConfig) -> dict:
     return asdict(config)

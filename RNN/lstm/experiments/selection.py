@@ -1,22 +1,24 @@
-"""Rebuild the LSTM validation-selection records from the validation runs' own records.
+"""Rebuild the LSTM's validation-selection records from the validation runs' own records.
 
-    python RNN/lstm/selection.py            # rewrites the four results/*_selection.json files
-    python RNN/lstm/selection.py --check    # exits 1 if any of them differs from what the records give
+    python RNN/lstm/experiments/selection.py            # rewrites the four *_selection.json files
+    python RNN/lstm/experiments/selection.py --check    # exits 1 if any of them differs from what the records give
 
 Every choice of a setting for the final runs was made on validation trials (seeds 100-105: their own strings,
-sequences and initial weights, never a final run's seed and never a test set). Each validation run wrote a
-``metrics.json`` (its command, commit and results) and a ``history.json`` (its training curve); both are kept in
-``results/validation/<run>/``. This script reads them and writes
+sequences and initial weights, never a final run's seed and never a test set). Each validation run's record (its
+command, commit, results: the ``metrics.json`` train.py then wrote) and its training curve (``history.json``) are
+kept, one entry per run, in ``results/experiments/selection/validation.json``. This script reads them and writes,
+beside it,
 
 - ``reber_lr_selection.json``: the 1997 net's learning rate for the embedded Reber grammar (Table 1's three rates),
-  with and without output biases, plus the other probes of the paper's remedies (``other_probes``);
+  with and without output biases, and Adam's, plus the other probes of the paper's remedies (``other_probes``);
 - ``modern_selection.json``: the modern nn.LSTM's optimiser settings on both tasks;
 - ``adding_adam_selection.json``: Adam's learning rate for the 1997 cell on the adding problem (a deviation from
   the paper's plain gradient descent, run beside it);
 - ``adding_adam_cosine_selection.json``: the same with the rate decaying to 0 over a fixed budget of training
-  sequences (``--lr-schedule cosine --train-to-cap``), chosen over several validation seeds.
+  sequences, chosen over several validation seeds.
 
-The rule for each choice is written into the file it makes, and the choice is computed from the records here.
+The rule for each choice is written into the file it makes, and the choice is computed from the records here. The
+runs' commands are train.py's of the time; EXPERIMENTS.md maps their flags to today's experiment scripts.
 """
 
 from __future__ import annotations
@@ -26,17 +28,15 @@ import json
 import sys
 from pathlib import Path
 
-from common.training import write_json
-from RNN.lstm.train import MAX_SEQUENCES
+from RNN.lstm.trials import MAX_SEQUENCES, write_record
 
-PAPER_DIR = Path(__file__).resolve().parent
-RESULTS = PAPER_DIR / "results"
-VALIDATION = RESULTS / "validation"
+HERE = Path(__file__).resolve().parents[1] / "results" / "experiments" / "selection"
+VALIDATION = HERE / "validation.json"
 
 REBER_CRITERION = ("trials solved within the run's cap of training strings; ties broken by the median strings to "
                    "solve (as train.py records it: the lower of two middle values)")
-RECORDS = ("results/validation/<run>/: each run's metrics.json and history.json, copied from the --out folder its "
-           "command names; python RNN/lstm/selection.py rebuilds this file from them")
+RECORDS = ("results/experiments/selection/validation.json: each run's metrics.json and history.json (as written to the "
+           "--out folder its command names); python RNN/lstm/experiments/selection.py rebuilds this file from them")
 PER_STRING = ("one update per string (--update-every string: the sum of all its steps' contributions, App. A.1's "
               "other reading of the paper's online learning)")
 ADAM = "Adam instead of the paper's plain gradient descent (--optimizer adam; one update per string, through autograd)"
@@ -44,19 +44,27 @@ ADAM_OUTPUT_BIAS = "Adam with output biases (--optimizer adam --output-bias: bot
 ADDING_FIRST_MSE = 0.01   # the paper's stopping rule asks for an average training error below this
 
 
-def load_runs(folder: Path) -> list[dict]:
-    """Every validation run under ``folder``: its metrics.json with the run's history attached."""
+def rows(columns: dict) -> list[dict]:
+    """A curve kept as columns, as the list of points train.py wrote."""
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+def load_runs(path: Path = VALIDATION) -> list[dict]:
+    """Every validation run in ``path``: its record (metrics.json) with its history attached (curves are kept as
+    columns; here they are lists of points again, as train.py wrote them)."""
     runs = []
-    for path in sorted(folder.glob("*/metrics.json")):
-        record = json.loads(path.read_text())
+    for name, entry in json.loads(Path(path).read_text())["runs"].items():
+        record, history = entry["record"], entry.get("history")
         (key, run), = record["runs"].items()
-        history = path.parent / key / "history.json"
-        if not history.exists():
-            raise FileNotFoundError(f"{history} is missing: each validation run keeps its training curve")
-        runs.append({"name": path.parent.name, "key": key, "run": run, "record": record,
-                     "history": json.loads(history.read_text())})
+        if history is None:
+            raise FileNotFoundError(f"{path}: run {name} has no history: each validation run keeps its training curve")
+        if isinstance(history, dict):
+            history = rows(history)
+        else:
+            history = [{**t, "curve": rows(t["curve"])} for t in history]
+        runs.append({"name": name, "key": key, "run": run, "record": record, "history": history})
     if not runs:
-        raise FileNotFoundError(f"no validation runs (*/metrics.json) under {folder}")
+        raise FileNotFoundError(f"no validation runs in {path}")
     return runs
 
 
@@ -236,8 +244,8 @@ def modern_selection(runs: list[dict]) -> dict:
     }
 
 
-def build(folder: Path = VALIDATION) -> dict[str, dict]:
-    runs = load_runs(folder)
+def build(path: Path = VALIDATION) -> dict[str, dict]:
+    runs = load_runs(path)
     built = {"reber_lr_selection.json": reber_lr_selection(runs), "modern_selection.json": modern_selection(runs),
              "adding_adam_selection.json": adding_adam_selection(runs)}
     if adam_adding_runs(runs, "cosine"):                 # the newest probe: only once its validation runs exist
@@ -245,28 +253,24 @@ def build(folder: Path = VALIDATION) -> dict[str, dict]:
     return built
 
 
-def dumps(obj: dict) -> str:
-    """The text write_json gives, to compare with a file on disk."""
-    return json.dumps(obj, indent=2) + "\n"
-
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--runs", type=Path, default=VALIDATION, help="folder of validation runs (one folder per run)")
-    p.add_argument("--out", type=Path, default=RESULTS, help="where the selection files go")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=Path, default=VALIDATION, help="the validation runs' records")
+    p.add_argument("--out", type=Path, default=HERE, help="where the selection files go")
     p.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 if a file differs")
     args = p.parse_args(argv)
     stale = []
     for name, obj in build(args.runs).items():
         path = args.out / name
         if args.check:
-            if not path.exists() or path.read_text() != dumps(obj):
+            if not path.exists() or json.loads(path.read_text()) != obj:
                 stale.append(path)
         else:
-            write_json(obj, path)
+            write_record(obj, path)
             print(f"wrote {path}")
     for path in stale:
-        print(f"{path} differs from what {args.runs} gives; run python RNN/lstm/selection.py", file=sys.stderr)
+        print(f"{path} differs from what {args.runs} gives; run python RNN/lstm/experiments/selection.py",
+              file=sys.stderr)
     return 1 if stale else 0
 
 
