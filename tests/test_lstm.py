@@ -410,8 +410,7 @@ def test_a_damaged_checkpoint_ends_in_one_error_line_and_is_kept(tmp_path, capsy
 # --------------------------------------------------------------------------- experiments/
 
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "RNN/lstm/experiments").glob("*.py") if p.stem not in ("__init__",
-                                                                                                  "record"))
+EXPERIMENTS = sorted(p.stem for p in (REPO / "RNN/lstm/experiments").glob("[!_]*.py") if p.stem != "record")
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
