@@ -103,14 +103,16 @@ def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir:
 
     --resume means one thing everywhere: continue the interrupted run in the output folder (parts
     already finished are read back, the interrupted one continues from its ``checkpoint.pt``).
-    With no checkpoint there, it is an error."""
+    A missing or empty output folder is an error here; a part with nothing to read back and no
+    checkpoint is one in ``fit`` (:func:`common.training.resume_checkpoint`)."""
     commit = git_commit()
     try:
         device = resolve_device(args.device)
         seed_everything(args.seed)
         out = output_dir(args, paper_dir)
-        if getattr(args, "resume", False) and not any(out.rglob("checkpoint.pt")):
-            raise UserError(f"--resume: nothing to resume in {out} (no checkpoint.pt); start without --resume")
+        if getattr(args, "resume", False) and not (out.is_dir() and any(out.iterdir())):
+            raise UserError(f"--resume: nothing to resume in {out} (no such folder, or empty); "
+                            "start without --resume")
         return train(Run(args, device, out, commit)) or 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -111,6 +111,10 @@ def _fmt(x) -> str:
     return f"{x:g}" if isinstance(x, (int, float)) else str(x)
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def _band(b) -> str:
     return f">= {_fmt(b[0])}" if b[1] is None else f"{_fmt(b[0])} - {_fmt(b[1])}"
 
@@ -133,7 +137,8 @@ def paper_table(record: dict) -> str:
         rows += ["", "| " + " | ".join(details["columns"]) + " |", "|" + "---|" * len(details["columns"])]
         rows += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in details["rows"]]
     rows.append("")
-    rows.append(f"Seed {record['seed']}, {record['epochs']} epochs, wall time {record['wall_time_s']:.0f} s on "
+    rows.append(f"Seed {record['seed']}, {record['epochs']} epochs, training time "
+                f"{_minutes(record.get('training_time_s', record['wall_time_s']))} on "
                 f"{record['device']}, torch {record['torch']}, commit `{record['commit']}`, {record['date']}. "
                 f"Command: `{record['command']}`")
     return "\n".join(rows)
@@ -159,17 +164,13 @@ def reproduce_command(command: str) -> str:
     return " ".join(kept)
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
 def top_table(records: dict[str, dict]) -> str:
     rows = ["| Paper | Claim | Paper's value | Band | Ours | Passed | Training time | Hardware | Command |",
             "|---|---|---|---|---|---|---|---|---|"]
     for folder, rec in sorted(records.items()):
         for m in rec["metrics"]:
             claim = m.get("claim") or f"{m['name']} ({m['split']})"
-            time_s = rec.get("training_time_s", rec["wall_time_s"])
+            time_s = m.get("training_time_s", rec.get("training_time_s", rec["wall_time_s"]))
             rows.append(f"| [{folder}]({folder}/README.md) | {claim} | {_fmt(m['paper'])} | "
                         f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
                         f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'])}` |")

@@ -44,6 +44,8 @@ def test_resume_with_nothing_to_resume_is_an_error(tmp_path, capsys):
     called = []
     assert run(called.append, _args(tmp_path, "--resume"), tmp_path) == 2
     assert not called and "nothing to resume" in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    assert run(lambda r: 0, _args(tmp_path, "--resume"), tmp_path) == 2        # an empty folder: nothing either
     (tmp_path / "out" / "part").mkdir(parents=True)
     (tmp_path / "out" / "part" / "checkpoint.pt").write_bytes(b"")
     assert run(lambda r: 0 if not r.resumes() and r.resumes(r.out / "part") else 5,

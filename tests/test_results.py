@@ -113,11 +113,14 @@ def _referenced_by_metrics() -> set[Path]:
                 stack.extend(item.values())
             elif isinstance(item, list):
                 stack.extend(item)
-            elif isinstance(item, str) and len(item) < 300:
+            elif isinstance(item, str) and 0 < len(item) < 300 and "\n" not in item:
                 for base in (metrics.parent, REPO_ROOT):
-                    path = (base / item).resolve()
-                    if path.is_file():
-                        found.add(path)
+                    try:
+                        path = (base / item).resolve()
+                        if path.is_file():
+                            found.add(path)
+                    except (OSError, ValueError):   # text that is no path at all
+                        pass
     return found
 
 

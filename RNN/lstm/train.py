@@ -31,7 +31,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from common.cli import Run, base_parser, output_dir, positive_int, run
+from common.cli import Run, base_parser, positive_int, run
 from common.fileio import UserError
 from common.results import command_line, metric, print_metrics
 from common.training import atomic_save, load_checkpoint
@@ -87,7 +87,7 @@ def load_records(r: Run, task: str) -> tuple[dict, dict]:
     """``<out>/<task>.json``: every finished trial, {"settings", "paper": [...], <deviation>: [...]}, and
     ``<out>/<task>.pt``: their final weights. Read back with --resume; else a fresh start."""
     path, want = r.out / f"{task}.json", settings(task, r.args)
-    if not (r.args.read_back and path.exists()):
+    if not (r.args.resume and path.exists()):
         return {"settings": want}, {}
     rec = json.loads(path.read_text())
     if rec.get("settings") != want:
@@ -237,12 +237,6 @@ def train(r: Run) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # --resume reads finished trials back (<out>/adding.json, reber.json); common.cli.run accepts --resume only
-    # where a checkpoint.pt waits, so where every trial has finished (as in results/) it reads back without one.
-    out, args.read_back = output_dir(args, PAPER_DIR), args.resume
-    if args.resume and not any(out.rglob("checkpoint.pt")) and any((out / f"{t}.json").exists()
-                                                                   for t in ("adding", "reber")):
-        args.resume = False
     return run(train, args, PAPER_DIR)
 
 
