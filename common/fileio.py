@@ -19,6 +19,9 @@ def atomic_target(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 would make results unreadable to others
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -127,8 +127,9 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *,
 
 
 def _first_line(e: Exception) -> str:
+    """The first sentence of an exception's message (torch's zip reader adds paragraphs of internals)."""
     text = str(e).strip().splitlines()
-    return text[0][:160] if text else type(e).__name__
+    return text[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, map_location="cpu", *, fix: str) -> None:
