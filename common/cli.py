@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from common.fileio import UserError
-from common.results import git_commit
+from common.results import git_commit, write_metrics
 from common.training import NonFiniteLossError, describe_device, resolve_device, seed_everything
 
 
@@ -86,8 +86,6 @@ class Run:
     def write_metrics(self, *, paper: str, metrics: list[dict], model, model_kwargs: dict | None = None,
                       epochs: int, out: Path | None = None, **extra) -> dict:
         """``results/metrics.json`` with this run's seed, device, commit and wall time filled in."""
-        from common.results import write_metrics
-
         extra.setdefault("seed", self.args.seed)
         extra.setdefault("wall_time_s", time.perf_counter() - self.started)
         return write_metrics(out or self.out, paper=paper, metrics=metrics, model=model, model_kwargs=model_kwargs,
