@@ -69,6 +69,11 @@ def output_dir(args: argparse.Namespace, paper_dir: Path) -> Path:
 # --------------------------------------------------------------------------- the run wrapper
 
 
+def resumes(args: argparse.Namespace, folder: Path) -> bool:
+    """--resume, and ``folder`` (one part of a run) holds a ``checkpoint.pt`` to continue from."""
+    return bool(getattr(args, "resume", False)) and (Path(folder) / "checkpoint.pt").exists()
+
+
 @dataclass
 class Run:
     """What every ``main()`` sets up the same way: made by :func:`run`, handed to the paper's ``train``."""
@@ -81,7 +86,7 @@ class Run:
 
     def resumes(self, folder: Path | None = None) -> bool:
         """--resume, and ``folder`` (default: the output folder) holds a checkpoint to continue from."""
-        return bool(self.args.resume) and (Path(folder or self.out) / "checkpoint.pt").exists()
+        return resumes(self.args, folder or self.out)
 
     def write_metrics(self, *, paper: str, metrics: list[dict], model, model_kwargs: dict | None = None,
                       epochs: int, out: Path | None = None, **extra) -> dict:

@@ -127,9 +127,17 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", *,
 
 
 def _first_line(e: Exception) -> str:
-    """The first sentence of an exception's message (torch's zip reader adds paragraphs of internals)."""
-    text = str(e).strip().splitlines()
+    """The first sentence of an exception's message (torch's zip reader adds paragraphs of internals;
+    ``load_state_dict`` opens with a header line, "Error(s) in loading state_dict for ...", skipped here)."""
+    text = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(text) > 1 and text[0].startswith("Error(s) in loading"):
+        text = text[1:]
     return text[0].split(". ")[0].rstrip(".")[:160] if text else type(e).__name__
+
+
+def _is_training_checkpoint(obj) -> bool:
+    """What :func:`save_checkpoint` writes (a dict with the model and the epochs done), not a bare state_dict."""
+    return isinstance(obj, dict) and {"model", "epoch"} <= set(obj)
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, map_location="cpu", *, fix: str) -> None:
@@ -137,16 +145,13 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, map_location="
     into it. A file that cannot be read, carries code, or holds another network's weights is a
     :class:`CheckpointError` that names it and ends with ``fix``."""
     state = load_checkpoint(path, map_location, fix=fix)
-    if isinstance(state, dict) and {"model", "epoch"} <= set(state):   # a checkpoint.pt written by fit
+    if _is_training_checkpoint(state):
         state = state["model"]
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, KeyError) as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = (lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]
-                  if lines else type(e).__name__)
         raise CheckpointError(f"{path} does not hold the weights of this {type(model).__name__} "
-                              f"({detail[:160]}); {fix}") from None
+                              f"({_first_line(e)}); {fix}") from None
 
 
 RESUME_FIX = "start again without --resume (the run restarts from epoch 1), or restore the file from a copy"
@@ -158,7 +163,7 @@ def resume_checkpoint(path: str | os.PathLike | None, map_location="cpu") -> dic
     if path is None or not Path(path).exists():
         raise CheckpointError(f"--resume: no checkpoint at {path}; start without --resume")
     ckpt = load_checkpoint(path, map_location, fix=RESUME_FIX)
-    if not isinstance(ckpt, dict) or not {"model", "epoch"} <= set(ckpt):
+    if not _is_training_checkpoint(ckpt):
         raise CheckpointError(f"{path} is not a training checkpoint (no model and epoch in it); {RESUME_FIX}")
     return ckpt
 

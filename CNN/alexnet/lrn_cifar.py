@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from common.cli import Run, base_parser, run
+from common.cli import Run, base_parser, resumes, run
 from common.data import load_cifar10, random_crop_flip
 from common.results import command_line, metric, print_metrics, write_metrics
 from common.training import (atomic_save, classification_step, describe_device, evaluate, fit, seed_everything,
@@ -137,7 +137,7 @@ def train_net(name: str, data, args, out: Path, device, commit: str = "unknown")
     loaders = cifar_loaders(data, batch_size=args.batch_size, seed=args.seed, device=device, drop_last=True)
     t0 = time.perf_counter()
     history = fit(model, optimizer, step, loaders.train, epochs=sum(args.phases), scheduler=scheduler, device=device,
-                  amp=args.amp, out=out, resume=args.resume and (out / "checkpoint.pt").exists(),
+                  amp=args.amp, out=out, resume=resumes(args, out),
                   curve_keys=(), progress=not args.no_progress, desc=name)
     result = {"net": name, "lrn": NETS[name], "seed": args.seed, "epochs": len(history), "phases": list(args.phases),
               "device": describe_device(device), "torch": torch.__version__.split("+")[0], "compile": args.compile,

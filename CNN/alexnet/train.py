@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.cli import Run, base_parser, positive_float, run
+from common.cli import Run, base_parser, positive_float, resumes, run
 from common.data import channel_stats, load_cifar10
 from common.results import metric
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
@@ -187,7 +187,7 @@ def train_run(activation: str, seed: int, lr: float, data, stats, args, out: Pat
                                   stop_at=args.target if stop_at_target else None)
     try:
         history = fit(model, optimizer, chunks.step, loaders.train, epochs=epochs, val_loader=loaders.val,
-                      device=device, amp=args.amp, out=out, resume=args.resume and (out / "checkpoint.pt").exists(),
+                      device=device, amp=args.amp, out=out, resume=resumes(args, out),
                       curve_keys=(), on_epoch_end=chunks, progress=not args.no_progress,
                       desc=f"{activation} seed {seed} lr {lr:g}")
     except NonFiniteLossError as e:

@@ -253,13 +253,15 @@ def reber_data(seed: int, strings: int, data_seed: int | None = None):
     return train, reber_sets(strings, data, exclude=set(train)), rng
 
 
-def online_update(model, lr: float):
-    """The paper's online algorithm: a weight change at every time step with an error (RNN/lstm/online.py)."""
+def online_update(model, lr: float, *, per_string: bool = False):
+    """The paper's online algorithm: a weight change at every time step with an error (RNN/lstm/online.py);
+    ``per_string``: one change per string, the sum of its steps' contributions (App. A.1's other reading)."""
     engine = OnlineLSTM1997(model)
+    learn = engine.update_per_sequence if per_string else engine.online_sequence
 
     def update(x, target, lengths) -> float:
         t = target[0].numpy()
-        return engine.online_sequence(x[0].numpy(), t, np.ones_like(t), lr)[0]
+        return learn(x[0].numpy(), t, np.ones_like(t), lr)[0]
     return update
 
 

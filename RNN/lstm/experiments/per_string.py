@@ -9,24 +9,14 @@ Metric: reber_1997_per_string_trials_solved. Record: RNN/lstm/results/experiment
 
 from __future__ import annotations
 
+import functools
 import sys
-
-import numpy as np
 
 from common.cli import positive_float
 from RNN.lstm.experiments import record
-from RNN.lstm.online import OnlineLSTM1997
+from RNN.lstm.trials import online_update
 
 NAME = "per-string"
-
-
-def per_string_update(model, lr: float):
-    engine = OnlineLSTM1997(model)
-
-    def update(x, target, lengths) -> float:
-        t = target[0].numpy()
-        return engine.update_per_sequence(x[0].numpy(), t, np.ones_like(t), lr)[0]
-    return update
 
 
 def parse_args(argv=None):
@@ -37,7 +27,7 @@ def parse_args(argv=None):
 
 def train(r) -> int:
     args = r.args
-    trials = record.reber_trials(args, make_update=per_string_update, lr=args.lr)
+    trials = record.reber_trials(args, make_update=functools.partial(online_update, per_string=True), lr=args.lr)
     metric = record.solved_metric("reber_1997_per_string_trials_solved", trials, args,
                                   f"one update per string, gradient descent at lr {args.lr:g}")
     record.save_run(r, NAME, __doc__.split("\n")[0], record.variant(args, f"lr{args.lr:g}"), [metric],
