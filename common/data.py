@@ -28,6 +28,7 @@ import shutil
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -479,3 +480,38 @@ class TensorLoader:
             if self.transform is not None:
                 batch[0] = self.transform(batch[0])
             yield tuple(batch)
+
+
+EVAL_BATCH = 1000
+
+
+def unit_float(channels_last: bool = False, augment=None):
+    """A ``TensorLoader`` transform: uint8 images -> ``augment`` (e.g. :func:`random_crop_flip`, on the uint8
+    batch, where it is cheapest) -> float in [0, 1] -> channels_last memory order if asked (NHWC, faster
+    for convolutions on recent CPUs and GPUs)."""
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        x = to_unit_float(augment(x) if augment is not None else x)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    return transform
+
+
+class ImageLoaders(NamedTuple):
+    train: TensorLoader
+    val: TensorLoader | None    # None when the data have no validation split (a run on all training images)
+    test: TensorLoader
+
+
+def image_loaders(data: ImageSplits, *, batch_size: int, seed: int, device, channels_last: bool = False,
+                  drop_last: bool = False, augment=None, eval_batch: int = EVAL_BATCH) -> ImageLoaders:
+    """Loaders of an :class:`ImageSplits` whose images stay whole on ``device`` as uint8: shuffled training
+    batches (the order depends on ``seed`` and the epoch only, so a resumed run sees the same batches),
+    augmented by ``augment`` (training only; it draws from torch's global generator, which checkpoints
+    save and restore), and the validation and test images in batches of ``eval_batch``."""
+    train = TensorLoader(data.train_x, data.train_y, batch_size=batch_size, shuffle=True, seed=seed, device=device,
+                         drop_last=drop_last, transform=unit_float(channels_last, augment))
+    to_float = unit_float(channels_last)
+    val = (TensorLoader(data.val_x, data.val_y, batch_size=eval_batch, device=device, transform=to_float)
+           if len(data.val_y) else None)
+    test = TensorLoader(data.test_x, data.test_y, batch_size=eval_batch, device=device, transform=to_float)
+    return ImageLoaders(train, val, test)

@@ -10,11 +10,13 @@ import torch
 
 def plot_history(history: list[dict], path, keys: tuple[str, ...] = ("loss", "error_pct"),
                  title: str | None = None):
-    """One panel per metric in ``keys``: its ``train_*`` and ``val_*`` curves against epochs."""
-    keys = [k for k in keys if any(f"{s}_{k}" in h for h in history for s in ("train", "val"))]
+    """One panel per metric in ``keys``: its ``train_*``, ``val_*`` and ``test_*`` curves (those recorded)
+    against epochs."""
+    splits = ("train", "val", "test")
+    keys = [k for k in keys if any(f"{s}_{k}" in h for h in history for s in splits)]
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(5 * max(len(keys), 1), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        for split in ("train", "val"):
+        for split in splits:
             pts = [(h["epoch"], h[f"{split}_{key}"]) for h in history if f"{split}_{key}" in h]
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, label=split)

@@ -55,6 +55,17 @@ def mnist_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """A fresh writable data root holding the verified CIFAR-10 binary files (copied from the mirror)."""
+    from common.data import DATASETS, ensure_dataset
+
+    require_mirror(*(f.path for f in DATASETS["cifar10"]))
+    root = tmp_path_factory.mktemp("data")
+    ensure_dataset("cifar10", root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def mnist(mnist_root):
     from common.data import load_mnist
 

@@ -8,10 +8,9 @@ from CNN.alexnet import imagenet, lrn_cifar, train
 from CNN.alexnet.experiments import lr_sweep
 from CNN.alexnet.model import (AlexNet, ConvLocalNet, FourLayerNet, LocallyConnected2d, LocalResponseNorm,
                                 mean_patch)
-from common.data import DATASETS, random_crop_flip
+from common.data import random_crop_flip
 from common.summary import count_parameters as _parameters
 from common.training import load_checkpoint
-from tests.conftest import require_mirror
 
 
 @pytest.mark.parametrize("size", [224, 227])
@@ -274,29 +273,18 @@ def test_imagenet_without_an_image_folder_is_one_error_line(tmp_path, capsys):
         f"error: --data-dir {tmp_path}: needs PATH/train/<class>/*.jpg and PATH/val/<class>/*.jpg"]
 
 
-@pytest.fixture(scope="module")
-def cifar_root(tmp_path_factory):
-    from common.data import ensure_dataset
-
-    require_mirror(*(f.path for f in DATASETS["cifar10"]))
-    root = tmp_path_factory.mktemp("data")
-    ensure_dataset("cifar10", root)
-    return root
-
-
 @pytest.fixture
 def tiny(monkeypatch):
     """--quick on fewer images (two batches of 128 per epoch), to keep the tests short."""
     monkeypatch.setattr(train, "QUICK_SUBSET", (256, 128, 128))
 
 
-def test_cifar_loaders_shared_by_the_three_programs():
-    from CNN.alexnet.cifar import cifar_loaders
-    from common.data import ImageSplits
+def test_image_loaders_shared_by_the_cifar_programs():
+    from common.data import ImageSplits, image_loaders
 
     x = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
     y = torch.arange(10)
-    loaders = cifar_loaders(ImageSplits(x, y, x[:0], y[:0], x[:3], y[:3]), batch_size=4, seed=1, device="cpu",
+    loaders = image_loaders(ImageSplits(x, y, x[:0], y[:0], x[:3], y[:3]), batch_size=4, seed=1, device="cpu",
                             channels_last=True, drop_last=True)
     assert loaders.val is None and len(loaders.train) == 2                 # no validation split; 10 // 4 batches
     batches = list(loaders.train)

@@ -34,11 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from common.cli import Run, base_parser, resumes, run
-from common.data import load_cifar10, random_crop_flip
+from common.data import image_loaders, load_cifar10, random_crop_flip
 from common.results import command_line, metric, print_metrics, write_metrics
 from common.training import (atomic_save, classification_step, describe_device, evaluate, fit, seed_everything,
                              write_json)
-from CNN.alexnet.cifar import cifar_loaders
 from CNN.alexnet.model import CIFAR_CROP, CIFAR_LRN_PAPER_ERROR, ConvLocalNet, conv_local_table, mean_patch
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -134,7 +133,7 @@ def train_net(name: str, data, args, out: Path, device, commit: str = "unknown")
         x = random_crop_flip(x, pad=0, size=CIFAR_CROP)
         return base(net, (x.contiguous(memory_format=torch.channels_last) if channels_last else x, y))
 
-    loaders = cifar_loaders(data, batch_size=args.batch_size, seed=args.seed, device=device, drop_last=True)
+    loaders = image_loaders(data, batch_size=args.batch_size, seed=args.seed, device=device, drop_last=True)
     t0 = time.perf_counter()
     history = fit(model, optimizer, step, loaders.train, epochs=sum(args.phases), scheduler=scheduler, device=device,
                   amp=args.amp, out=out, resume=resumes(args, out),

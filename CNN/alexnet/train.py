@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from common.cli import Run, base_parser, positive_float, resumes, run
-from common.data import channel_stats, load_cifar10
+from common.data import channel_stats, image_loaders, load_cifar10
 from common.results import metric
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
                              seed_everything, write_json)
-from CNN.alexnet.cifar import cifar_loaders
 from CNN.alexnet.model import PAPER, PIXEL_SCALE, FourLayerNet, four_layer_table
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -181,7 +180,7 @@ def train_run(activation: str, seed: int, lr: float, data, stats, args, out: Pat
     model = FourLayerNet(activation, mean=stats[0].tolist(), std=std, init_std=args.init_std).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    loaders = cifar_loaders(data, batch_size=args.batch_size, seed=seed, device=device, channels_last=channels_last)
+    loaders = image_loaders(data, batch_size=args.batch_size, seed=seed, device=device, channels_last=channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     chunks = ChunkedTrainingError(classification_step(F.cross_entropy),
                                   stop_at=args.target if stop_at_target else None)
