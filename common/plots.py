@@ -7,6 +7,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # picks the headless Agg backend when there is no display
 import torch
 
+from common.fileio import atomic_target
+
+
+def save_figure(fig, path, dpi: int = 110) -> None:
+    """Write ``fig`` to ``path`` (format from its suffix, e.g. PNG) atomically, and close it."""
+    path = Path(path)
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
 
 def plot_history(history: list[dict], path, keys: tuple[str, ...] = ("loss", "error_pct"),
                  title: str | None = None):
@@ -30,9 +40,7 @@ def plot_history(history: list[dict], path, keys: tuple[str, ...] = ("loss", "er
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -54,6 +62,5 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig

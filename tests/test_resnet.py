@@ -115,7 +115,8 @@ def test_quick_end_to_end_and_evaluate(cifar_root, tmp_path, tiny, capsys):
     assert record["quick"] and record["model"]["kwargs"] == {"n": 1, "shortcut": "A", "plain": False}
     assert record["metrics"] == []                               # ResNet-8 is not in Table 6
     history = json.loads((out / "history.json").read_text())
-    assert len(history) == 2 and all("test_error_pct" in h for h in history) and (out / "curves.png").exists()
+    assert len(history) == 2 and all("test_error_pct" in h for h in history)
+    assert (out / "curves.png").exists() and (out / "fig6.png").exists()
     assert [h["lr"] for h in history] == pytest.approx([0.1, 0.01])           # divided after half of the epochs
     weights = load_checkpoint(out / "model.pt")
     assert weights["mean"].abs().sum() > 0                        # the training images' mean travels along

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from common.cli import Run, base_parser, resumes, run
 from common.data import image_loaders, load_cifar10, random_crop_flip
+from common.plots import save_figure
 from common.results import command_line, metric, print_metrics, write_metrics
 from common.training import (atomic_save, classification_step, describe_device, evaluate, fit, seed_everything,
                              write_json)
@@ -163,8 +164,7 @@ def plot(runs: dict[str, dict], path: Path) -> None:
     ax.set_title("Sec. 3.3 on CIFAR-10: the four-layer net with and without LRN")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def train(r: Run) -> int:

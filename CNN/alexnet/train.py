@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from common.cli import Run, base_parser, positive_float, resumes, run
 from common.data import channel_stats, image_loaders, load_cifar10
+from common.plots import save_figure
 from common.results import metric
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
                              seed_everything, write_json)
@@ -257,9 +258,7 @@ def plot_fig1(runs: list[dict], path: Path, target: float) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- main

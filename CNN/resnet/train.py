@@ -91,6 +91,22 @@ class TestCurve:
         history[-1].update({f"test_{k}": v for k, v in test.items()})
 
 
+def plot_fig6(history: list[dict], path: Path, batches_per_epoch: int, label: str) -> None:
+    """The curves drawn the way Fig. 6 draws them: training error thin, test error bold, against iterations."""
+    import matplotlib.pyplot as plt
+
+    from common.plots import save_figure
+
+    it = [h["epoch"] * batches_per_epoch / 1000 for h in history]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    line, = ax.plot(it, [h["train_error_pct"] for h in history], lw=0.8, label=f"{label} training error")
+    ax.plot(it, [h["test_error_pct"] for h in history], lw=2, color=line.get_color(), label=f"{label} test error")
+    ax.set(xlabel="iterations (thousands)", ylabel="error (%)", ylim=(0, 20))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path)
+
+
 def evaluate_fix(args) -> str:
     return (f"pass a state_dict of {arch_name(args)} saved by train.py (e.g. CNN/resnet/results/model.pt), "
             "with the same --depth, --plain and --shortcut")
@@ -151,6 +167,7 @@ def train(r: Run) -> int:
     t_test = time.perf_counter()
     test = evaluate(model, loaders.test, step, device)   # fp32, once, the model after the last epoch
     atomic_save(model.state_dict(), r.out / "model.pt")
+    plot_fig6(history, r.out / "fig6.png", len(loaders.train), arch_name(args))
     train_time = sum(h["train_time_s"] for h in history)
     record = r.write_metrics(
         paper=PAPER, model=model, model_kwargs=model_kwargs(model, args), epochs=len(history), weights="model.pt",

@@ -1,0 +1,170 @@
+"""Training throughput of ResNet-20: our pipeline vs the usual one that people copy, side by side in one run.
+
+All pipelines train the same network (ResNet-20, option A) with the same recipe (batch 128, SGD with
+momentum 0.9, weight decay 1e-4, learning rate 0.1, cross-entropy) on the same augmentation (4-pixel
+padding, random 32x32 crop, random horizontal flip); only the way the step is fed and computed differs:
+
+* usual:  torchvision's ``CIFAR10`` dataset with per-image ``RandomCrop(32, padding=4)``,
+          ``RandomHorizontalFlip()``, ``ToTensor()``, ``Normalize(mean, std)``, a ``DataLoader`` with
+          shuffling and the workers given (``--workers``); NCHW, fp32.
+* ours:   ``train.py``'s path: the uint8 training set whole in memory (``common.data.image_loaders``),
+          crop and flip batched on the uint8 tensor (``common.data.random_crop_flip``), channels_last,
+          bf16 autocast (AMX on this CPU; bf16 on a GPU). Two intermediate rows show where the gain comes
+          from: our loader with the usual NCHW fp32 step, then with channels_last added.
+
+torchvision's ``CIFAR10`` reads the Python version of the dataset (``cifar-10-batches-py``); the mirror holds
+the binary version, so the same images are written once into a temporary folder in the Python version's
+format and read by torchvision's own class (its md5 sums, those of the original archive, are not checked:
+the files are ours, from the verified binary ones).
+
+Each pipeline runs a warm-up slice, then --repeats timed slices of --batches batches, the pipelines taking
+turns so that drifts in machine load hit all of them alike; we report the median images/s and the ratio
+of ours to the best usual setting. Not a test: timings on a shared machine are noisy, so read medians and
+ratios. What it prints also goes to CNN/resnet/results/experiments/benchmark/<device>.txt.
+
+    python CNN/resnet/experiments/benchmark.py                       # -> results/experiments/benchmark/cpu.txt
+    python CNN/resnet/experiments/benchmark.py --workers 0 2 --batches 30 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from common.cli import positive_int
+from common.data import CIFAR10_CLASSES, channel_stats, image_loaders, load_cifar10, random_crop_flip
+from common.fileio import atomic_target
+from common.training import autocast, describe_device, resolve_device, seed_everything
+from CNN.resnet.model import CifarResNet
+
+OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "benchmark"
+BATCH, LR, MOMENTUM, WEIGHT_DECAY = 128, 0.1, 0.9, 1e-4   # train.py's defaults (Sec. 4.2)
+
+
+def write_python_version(x: torch.Tensor, y: torch.Tensor, root: Path) -> Path:
+    """The training images in the layout of ``cifar-10-python.tar.gz`` (five pickled batches + meta)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    flat = x.reshape(len(x), -1).numpy()
+    for i, part in enumerate(torch.arange(len(x)).chunk(5), start=1):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": flat[part.numpy()], "labels": y[part].tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(CIFAR10_CLASSES)}, f)
+    return root
+
+
+def usual_dataset(root: Path, mean, std):
+    from torchvision import datasets, transforms
+
+    class CIFAR10(datasets.CIFAR10):
+        # our own files: torchvision's md5 sums are those of the original archive (None = only check they exist)
+        train_list = [(name, None) for name, _ in datasets.CIFAR10.train_list]
+        test_list = []      # only the training images are read here
+        meta = {**datasets.CIFAR10.meta, "md5": None}
+
+    transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+                                    transforms.ToTensor(), transforms.Normalize(mean, std)])
+    return CIFAR10(str(root), train=True, transform=transform, download=False)
+
+
+def endless(loader):
+    while True:
+        yield from loader
+
+
+class Pipeline:
+    """One way of training: batches, a model and optimiser, the step's memory layout and precision."""
+
+    def __init__(self, batches, device, channels_last: bool, amp: bool):
+        seed_everything(0)
+        self.model = CifarResNet(3).to(device)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        self.batches, self.device, self.amp, self.times = batches, device, amp, []
+
+    def train(self, n_batches: int) -> float:
+        """Seconds to train on ``n_batches`` batches (synchronised with the device at the end)."""
+        t0 = time.perf_counter()
+        for _ in range(n_batches):
+            x, y = next(self.batches)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with autocast(self.device, self.amp):
+                loss = F.cross_entropy(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None, help="writable data root (as in train.py)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = CUDA if available")
+    p.add_argument("--batches", type=positive_int, default=40, help="batches per timed slice")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed slices per pipeline (interleaved)")
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 0], help="DataLoader num_workers to try")
+    p.add_argument("--out", type=Path, default=OUT, help="folder for <device>.txt (what is printed)")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    lines = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    data = load_cifar10(args.data_dir, n_val=0)
+    mean, std = (s.tolist() for s in channel_stats(data.train_x))
+    tmp = tempfile.TemporaryDirectory()
+    dataset = usual_dataset(write_python_version(data.train_x, data.train_y, Path(tmp.name)), mean, std)
+    pipelines: dict[str, Pipeline] = {}
+    for w in args.workers:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=w,
+                                             persistent_workers=w > 0, pin_memory=device.type == "cuda",
+                                             drop_last=True)
+        pipelines[f"usual: DataLoader(num_workers={w}), NCHW fp32"] = Pipeline(endless(loader), device, False, False)
+
+    def ours(channels_last: bool):
+        return endless(image_loaders(data, batch_size=BATCH, seed=0, device=device, channels_last=channels_last,
+                                     augment=random_crop_flip, drop_last=True).train)
+
+    pipelines["our loader, NCHW fp32"] = Pipeline(ours(False), device, False, False)
+    pipelines["our loader, channels_last fp32"] = Pipeline(ours(True), device, True, False)
+    pipelines["ours: our loader, channels_last bf16 (train.py)"] = Pipeline(ours(True), device, True, True)
+
+    say(f"ResNet-20 training throughput, batch {BATCH}, {describe_device(device)}, torch {torch.__version__}; "
+        f"median of {args.repeats} interleaved slices of {args.batches} batches after a warm-up slice")
+    for pipe in pipelines.values():
+        pipe.train(args.batches)            # warm-up (worker start, oneDNN kernels, CUDA context)
+    for _ in range(args.repeats):
+        for pipe in pipelines.values():
+            pipe.times.append(pipe.train(args.batches))
+    rates = {}
+    for name, pipe in pipelines.items():
+        rates[name] = args.batches * BATCH / statistics.median(pipe.times)
+        spread = ", ".join(f"{args.batches * BATCH / t:,.0f}" for t in pipe.times)
+        say(f"{name:<50}{rates[name]:>10,.0f} images/s   (slices: {spread})")
+    usual = max((n for n in rates if n.startswith("usual")), key=rates.get)
+    ours_name = next(n for n in rates if n.startswith("ours"))
+    say(f"ratio ours / best usual ({usual.split(',')[0]}): {rates[ours_name] / rates[usual]:.2f}x")
+    say(f"an epoch of 50,000 images: ours {50000 / rates[ours_name]:.1f} s, usual {50000 / rates[usual]:.1f} s")
+    tmp.cleanup()
+    path = args.out / f"{device.type}.txt"
+    with atomic_target(path) as target:
+        target.write_text("\n".join(lines) + "\n")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
