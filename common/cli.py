@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from common import distributed
 from common.fileio import UserError
 from common.results import git_commit, write_metrics
 from common.training import NonFiniteLossError, describe_device, resolve_device, seed_everything
@@ -93,8 +95,9 @@ class Run:
         """``results/metrics.json`` with this run's seed, device, commit and wall time filled in."""
         extra.setdefault("seed", self.args.seed)
         extra.setdefault("wall_time_s", time.perf_counter() - self.started)
+        processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
         return write_metrics(out or self.out, paper=paper, metrics=metrics, model=model, model_kwargs=model_kwargs,
-                             epochs=epochs, device=describe_device(self.device), commit=self.commit,
+                             epochs=epochs, device=describe_device(self.device) + processes, commit=self.commit,
                              quick=bool(getattr(self.args, "quick", False)), **extra)
 
 
@@ -107,10 +110,16 @@ def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir:
     --resume means one thing everywhere: continue the interrupted run in the output folder (parts
     already finished are read back, the interrupted one continues from its ``checkpoint.pt``).
     A missing or empty output folder is an error here; a part with nothing to read back and no
-    checkpoint is one in ``fit`` (:func:`common.training.resume_checkpoint`)."""
+    checkpoint is one in ``fit`` (:func:`common.training.resume_checkpoint`).
+
+    Under torchrun (several processes) each process joins the process group here (``common.distributed``);
+    only process 0 prints to standard output (errors still show from every process)."""
     commit = git_commit()
+    stdout = sys.stdout
     try:
-        device = resolve_device(args.device)
+        device = distributed.init(resolve_device(args.device))
+        if not distributed.is_main():
+            sys.stdout = open(os.devnull, "w")
         seed_everything(args.seed)
         out = output_dir(args, paper_dir)
         if getattr(args, "resume", False) and not (out.is_dir() and any(out.iterdir())):
@@ -126,3 +135,15 @@ def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir:
     except KeyboardInterrupt:
         print("\ninterrupted: each finished epoch is checkpointed; continue with --resume", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if not distributed.peer_failure(e):
+            raise
+        print(f"error: process {distributed.rank()} of {distributed.world_size()}: another process stopped or hung "
+              f"({str(e).strip().splitlines()[0][:200]}); the last good checkpoint is kept: fix the cause and "
+              "continue with --resume", file=sys.stderr)
+        return 1
+    finally:
+        if sys.stdout is not stdout:
+            sys.stdout.close()
+            sys.stdout = stdout
+        distributed.shutdown()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from common.distributed import part, world_size
 from common.fileio import UserError, atomic_target
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -447,17 +448,23 @@ class TensorLoader:
     The order of an epoch is a permutation that depends only on ``(seed, epoch)``, so a run
     resumed at epoch ``k`` sees exactly the batches an uninterrupted run would have seen.
     ``transform`` is applied to the first tensor of each batch (e.g. :func:`to_unit_float`).
+
+    Under torchrun (``common.distributed``) every process builds the same global batch, transforms it
+    whole (a random augmentation then draws the same numbers as in one process) and keeps its own
+    contiguous part of it: N processes together see exactly the batches of one, and ``len`` (batches
+    per epoch) is the same in every process. ``shard=False`` gives every process whole batches.
     """
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 device: str | torch.device = "cpu", drop_last: bool = False, transform=to_unit_float):
+                 device: str | torch.device = "cpu", drop_last: bool = False, transform=to_unit_float,
+                 shard: bool = True):
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("TensorLoader needs tensors of equal length")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.tensors = [t.to(device) for t in tensors]
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.drop_last, self.transform, self.epoch = drop_last, transform, 0
+        self.drop_last, self.transform, self.epoch, self.shard = drop_last, transform, 0, shard
         self.device = torch.device(device)
 
     def set_epoch(self, epoch: int) -> None:
@@ -474,11 +481,15 @@ class TensorLoader:
             order = torch.randperm(n, generator=g).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        sharded = self.shard and world_size() > 1
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             batch = [t.index_select(0, idx) for t in self.tensors]
             if self.transform is not None:
                 batch[0] = self.transform(batch[0])
+            if sharded:
+                mine = part(len(idx))
+                batch = [t[mine] for t in batch]
             yield tuple(batch)
 
 

@@ -7,14 +7,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # picks the headless Agg backend when there is no display
 import torch
 
+from common.distributed import is_main
 from common.fileio import atomic_target
 
 
 def save_figure(fig, path, dpi: int = 110) -> None:
-    """Write ``fig`` to ``path`` (format from its suffix, e.g. PNG) atomically, and close it."""
+    """Write ``fig`` to ``path`` (format from its suffix, e.g. PNG) atomically, and close it. Under torchrun
+    only process 0 writes."""
     path = Path(path)
-    with atomic_target(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    if is_main():
+        with atomic_target(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
 
 

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from common.data import TensorLoader
+from common.distributed import all_reduce_sums, check_batch, is_main, wrap
 from common.fileio import UserError, atomic_target
 
 Step = Callable[[torch.nn.Module, tuple], tuple[torch.Tensor, dict[str, float]]]
@@ -100,7 +102,10 @@ class CheckpointError(UserError):
 
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``. Under torchrun only
+    process 0 writes (:func:`common.distributed.is_main`); the others do nothing."""
+    if not is_main():
+        return
     with atomic_target(path) as tmp:
         torch.save(obj, tmp)
 
@@ -190,6 +195,9 @@ def restore_checkpoint(ckpt: dict, model: torch.nn.Module, optimizer=None, sched
 
 
 def write_json(obj, path: str | os.PathLike) -> None:
+    """``obj`` as indented JSON, written atomically; by process 0 only under torchrun."""
+    if not is_main():
+        return
     with atomic_target(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
@@ -228,7 +236,8 @@ def classification_step(loss_fn: Callable, predict: Callable = lambda out: out.a
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: Iterable, step: Step, device: torch.device | None = None,
              amp: bool = False) -> dict[str, float]:
-    """Run ``step`` over ``loader`` in eval mode and return :func:`summarize` of the sums."""
+    """Run ``step`` over ``loader`` in eval mode and return :func:`summarize` of the sums (added across
+    processes under torchrun, where each process evaluates its part of every batch)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -241,7 +250,7 @@ def evaluate(model: torch.nn.Module, loader: Iterable, step: Step, device: torch
                 sums[k] = sums.get(k, 0) + v
     finally:
         model.train(was_training)
-    return summarize(sums)
+    return summarize(all_reduce_sums(sums))
 
 
 # --------------------------------------------------------------------------- fit
@@ -301,10 +310,19 @@ def fit(
       None). If it has ``state_dict``/``load_state_dict``, its state goes into the checkpoint.
 
     A NaN or infinite loss raises :class:`NonFiniteLossError`; the last good checkpoint is kept.
+
+    Under torchrun (``common.distributed``) the model trains wrapped in ``DistributedDataParallel`` (its
+    parameters are shared with ``model``, which hooks, checkpoints and evaluation keep using); each process
+    takes its part of every global batch, the epoch's sums are added across processes, and only process 0
+    prints, checkpoints and writes the history. Every process reads the checkpoint on ``resume``.
     """
     from common.plots import plot_history
 
     device = device or next(model.parameters()).device
+    if isinstance(train_loader, TensorLoader) and train_loader.shard:
+        check_batch(train_loader.batch_size)
+    main = is_main()
+    progress = progress and main
     ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
     history: list[dict] = []
     best = {"value": math.inf, "epoch": 0, "model": None}
@@ -315,11 +333,14 @@ def fit(
             best = {"value": float(ckpt["best_value"]), "epoch": int(ckpt["best_epoch"]), "model": ckpt["best_model"]}
         if ckpt.get("hook") is not None and hasattr(on_epoch_end, "load_state_dict"):
             on_epoch_end.load_state_dict(ckpt["hook"])
-        print(f"{desc}: resumed from {ckpt_path} after epoch {len(history)}")
+        if main:
+            print(f"{desc}: resumed from {ckpt_path} after epoch {len(history)}")
 
+    trained = wrap(model)   # DistributedDataParallel under torchrun, else the model itself
     for epoch in range(len(history), epochs):
-        if hasattr(train_loader, "set_epoch"):
-            train_loader.set_epoch(epoch)
+        for epoch_aware in (train_loader, getattr(train_loader, "sampler", None)):   # e.g. a DistributedSampler
+            if hasattr(epoch_aware, "set_epoch"):
+                epoch_aware.set_epoch(epoch)
         model.train()
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -327,7 +348,7 @@ def fit(
         for i, batch in enumerate(bar):
             def forward(batch=batch, i=i):
                 with autocast(device, amp):
-                    loss, s = step(model, batch)
+                    loss, s = step(trained, batch)
                 if not math.isfinite(loss.item()):
                     kept = (f"the last good checkpoint ({ckpt_path}, after epoch {epoch}) is kept"
                             if ckpt_path is not None and ckpt_path.exists() else "no checkpoint was written")
@@ -342,7 +363,7 @@ def fit(
                 bar.set_postfix({k: f"{v:.4g}" for k, v in summarize(sums).items()})
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
                   "train_time_s": round(time.perf_counter() - t0, 3)}
-        record.update({f"train_{k}": v for k, v in summarize(sums).items()})
+        record.update({f"train_{k}": v for k, v in summarize(all_reduce_sums(sums)).items()})
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, step, device, amp).items()})
         if scheduler is not None:
@@ -353,8 +374,9 @@ def fit(
         if select is not None and record[select] < best["value"]:
             best = {"value": record[select], "epoch": epoch + 1,
                     "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}  {epoch_line(record)}")
-        if out is not None:
+        if main:
+            tqdm.write(f"{desc} epoch {epoch + 1}/{epochs}  {epoch_line(record)}")
+        if out is not None and main:
             hook_state = on_epoch_end.state_dict() if hasattr(on_epoch_end, "state_dict") else None
             save_checkpoint(ckpt_path, model, optimizer, epoch=epoch + 1, history=history, scheduler=scheduler,
                             best_model=best["model"], best_value=best["value"], best_epoch=best["epoch"],
@@ -363,9 +385,11 @@ def fit(
             if curve_keys:
                 plot_history(history, Path(out) / "curves.png", keys=curve_keys)
         if reason:
-            print(f"{desc}: stopped after epoch {epoch + 1}: {reason}")
+            if main:
+                print(f"{desc}: stopped after epoch {epoch + 1}: {reason}")
             break
     if best["model"] is not None:
         model.load_state_dict(best["model"])
-        print(f"{desc}: kept the model of epoch {best['epoch']} (best {select} {best['value']:.4f})")
+        if main:
+            print(f"{desc}: kept the model of epoch {best['epoch']} (best {select} {best['value']:.4f})")
     return history

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from common.cli import Run, base_parser, positive_int, run
 from common.data import DataError, random_crop_flip, to_unit_float
+from common.distributed import data_loader
 from common.results import metric
 from common.training import atomic_save, evaluate, fit
 from CNN.alexnet.model import PAPER, AlexNet, alexnet_layer_table
@@ -142,7 +143,7 @@ class PlateauOnValidationError:
 
 
 def train(r: Run) -> int:
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import Subset
 
     args, out, device = r.args, r.out, r.device
     if args.data_dir is None or not all((Path(args.data_dir) / split).is_dir() for split in ("train", "val")):
@@ -163,9 +164,10 @@ def train(r: Run) -> int:
         model = model.to(memory_format=torch.channels_last)
     print(alexnet_layer_table(model))
     g = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(sets["train"], batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                              generator=g, persistent_workers=args.workers > 0)
-    val_loader = DataLoader(sets["val"], batch_size=args.batch_size, num_workers=args.workers)
+    # under torchrun each process loads its share (common.distributed.data_loader)
+    train_loader = data_loader(sets["train"], batch_size=args.batch_size, train=True, shuffle=True,
+                               num_workers=args.workers, generator=g, persistent_workers=args.workers > 0)
+    val_loader = data_loader(sets["val"], batch_size=args.batch_size, train=False, num_workers=args.workers)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
     plateau = PlateauOnValidationError(optimizer, args.plateau_patience)
     step = imagenet_step(eigval, eigvec, args.input_size, device, channels_last)

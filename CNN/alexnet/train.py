@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from common.cli import Run, base_parser, positive_float, resumes, run
 from common.data import channel_stats, image_loaders, load_cifar10
+from common.distributed import all_reduce_
 from common.plots import save_figure
 from common.results import metric
 from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
@@ -127,7 +128,9 @@ class ChunkedTrainingError:
         return loss, sums
 
     def __call__(self, history: list[dict]) -> str | None:
-        history[-1]["train_chunk_error_pct"] = pool_chunks(self.n, self.errors, self.chunks)
+        # under torchrun each process counted its part of every batch: add them up
+        n, errors = (all_reduce_(torch.tensor(v, dtype=torch.long)).tolist() for v in (self.n, self.errors))
+        history[-1]["train_chunk_error_pct"] = pool_chunks(n, errors, self.chunks)
         self.n, self.errors = [], []
         crossed = crossing_epoch(history, self.stop_at) if self.stop_at is not None else None
         return f"training error below {self.stop_at:g}% at epoch {crossed:.1f}" if crossed is not None else None
