@@ -146,3 +146,27 @@ def test_a_failing_rank_stops_the_run_with_a_message(tmp_path, how):
 def test_batch_that_does_not_divide_is_an_error(tmp_path):
     res = _torchrun(2, WORKER, "--out", str(tmp_path), "--batch-size", "7")
     assert res.returncode != 0 and "does not divide among 2 processes" in res.stderr
+
+
+def test_imagenet_image_folder_path_under_torchrun(tmp_path):
+    """AlexNet's ImageFolder path: a DistributedSampler for training, every N-th image for validation."""
+    from tests.test_alexnet import _fake_image_folder
+
+    root = _fake_image_folder(tmp_path / "tiny")
+    res = _torchrun(2, REPO / "CNN" / "alexnet" / "imagenet.py", "--data-dir", str(root), "--batch-size", "4",
+                    "--workers", "0", "--out", str(tmp_path / "out"), "--no-progress", "--pca-images", "4",
+                    "--epochs", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert record["epochs"] == 1 and record["device"].endswith("x 2 processes")
+
+
+def test_resnet_and_fig1_quick_under_torchrun(cifar_root, tmp_path):
+    common = ["--quick", "--data-dir", str(cifar_root), "--no-progress", "--epochs", "1"]
+    res = _torchrun(2, REPO / "CNN" / "resnet" / "train.py", *common, "--depth", "8", "--out", str(tmp_path / "r"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(json.loads((tmp_path / "r" / "history.json").read_text())) == 1
+    res = _torchrun(2, REPO / "CNN" / "alexnet" / "train.py", *common, "--activation", "relu",
+                    "--out", str(tmp_path / "a"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "a" / "relu-seed0" / "run.json").exists()
