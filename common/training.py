@@ -264,6 +264,20 @@ def sgd_update(forward: Callable[[], torch.Tensor], model: torch.nn.Module, opti
     optimizer.step()
 
 
+def clipped_update(max_norm: float) -> Callable:
+    """An ``update`` for :func:`fit`: :func:`sgd_update` with the gradient rescaled to norm ``max_norm`` (over
+    all parameters together) when it is larger."""
+
+    def update(forward: Callable[[], torch.Tensor], model: torch.nn.Module, optimizer) -> None:
+        loss = forward()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        optimizer.step()
+
+    return update
+
+
 def epoch_line(record: dict) -> str:
     """One line per epoch for logs: ``epoch 3/20  train_loss 0.1234  val_error_pct 1.21  (12.3 s)``."""
     shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
