@@ -60,7 +60,7 @@ def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], cmap=cmap)
+            ax.imshow(images[i].numpy(), cmap=cmap)
             if titles:
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()

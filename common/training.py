@@ -314,7 +314,8 @@ def fit(
 
     ``out`` + ``resume=True`` continues from ``out/checkpoint.pt``: the resumed run ends with the
     same weights as an uninterrupted one (CPU, fixed seed). ``select`` names a history key to
-    minimise (e.g. ``"val_loss"``): the model of the best epoch is loaded back at the end.
+    minimise (e.g. ``"val_loss"``): the model of the best epoch is loaded back at the end (epochs that
+    did not record the key, e.g. a hook that measures every few epochs, are not candidates).
 
     Two hooks, for what one paper needs:
 
@@ -385,7 +386,7 @@ def fit(
         record["epoch_time_s"] = round(time.perf_counter() - t0, 3)
         history.append(record)
         reason = on_epoch_end(history) if on_epoch_end is not None else None
-        if select is not None and record[select] < best["value"]:
+        if select is not None and record.get(select, math.inf) < best["value"]:   # epochs without it: skipped
             best = {"value": record[select], "epoch": epoch + 1,
                     "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
         if main:

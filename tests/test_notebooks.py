@@ -6,10 +6,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from common.results import FAMILIES
 from tests.conftest import require_mirror
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p for family in ("CNN", "RNN", "AutoEncoders") for p in (REPO / family).glob("*/*.ipynb"))
+NOTEBOOKS = sorted(p for family in FAMILIES for p in (REPO / family).glob("*/*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(REPO)) for p in NOTEBOOKS])
