@@ -49,8 +49,10 @@ def plot_history(history: list[dict], path, keys: tuple[str, ...] = ("loss", "er
 
 def image_grid(images: torch.Tensor, titles: list[str] | None = None, ncols: int = 10, path=None,
                cmap: str = "gray", size: float = 1.2):
-    """Show N x C x H x W (or N x H x W) images in a grid; save to ``path`` if given."""
-    images = images.detach().float().cpu()
+    """Show N x C x H x W (or N x H x W) images in a grid; save to ``path`` if given. uint8 images are read
+    as 0-255, float images as 0-1."""
+    images = images.detach().cpu()
+    images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     if images.dim() == 4:
         images = images.permute(0, 2, 3, 1).squeeze(-1)
     n = len(images)
