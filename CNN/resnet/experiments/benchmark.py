@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -38,9 +37,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from common.benchmark import Report, rates, time_interleaved
 from common.cli import positive_int
 from common.data import CIFAR10_CLASSES, channel_stats, image_loaders, load_cifar10, random_crop_flip
-from common.fileio import atomic_target
 from common.training import autocast, describe_device, resolve_device, seed_everything
 from CNN.resnet.model import CifarResNet
 
@@ -117,12 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT, help="folder for <device>.txt (what is printed)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    lines = []
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
-
+    report = Report()
     data = load_cifar10(args.data_dir, n_val=0)
     mean, std = (s.tolist() for s in channel_stats(data.train_x))
     tmp = tempfile.TemporaryDirectory()
@@ -142,27 +136,16 @@ def main(argv=None) -> int:
     pipelines["our loader, channels_last fp32"] = Pipeline(ours(True), device, True, False)
     pipelines["ours: our loader, channels_last bf16 (train.py)"] = Pipeline(ours(True), device, True, True)
 
-    say(f"ResNet-20 training throughput, batch {BATCH}, {describe_device(device)}, torch {torch.__version__}; "
-        f"median of {args.repeats} interleaved slices of {args.batches} batches after a warm-up slice")
-    for pipe in pipelines.values():
-        pipe.train(args.batches)            # warm-up (worker start, oneDNN kernels, CUDA context)
-    for _ in range(args.repeats):
-        for pipe in pipelines.values():
-            pipe.times.append(pipe.train(args.batches))
-    rates = {}
-    for name, pipe in pipelines.items():
-        rates[name] = args.batches * BATCH / statistics.median(pipe.times)
-        spread = ", ".join(f"{args.batches * BATCH / t:,.0f}" for t in pipe.times)
-        say(f"{name:<50}{rates[name]:>10,.0f} images/s   (slices: {spread})")
-    usual = max((n for n in rates if n.startswith("usual")), key=rates.get)
-    ours_name = next(n for n in rates if n.startswith("ours"))
-    say(f"ratio ours / best usual ({usual.split(',')[0]}): {rates[ours_name] / rates[usual]:.2f}x")
-    say(f"an epoch of 50,000 images: ours {50000 / rates[ours_name]:.1f} s, usual {50000 / rates[usual]:.1f} s")
+    report.say(f"ResNet-20 training throughput, batch {BATCH}, {describe_device(device)}, torch {torch.__version__}; "
+               f"median of {args.repeats} interleaved slices of {args.batches} batches after a warm-up slice")
+    time_interleaved(pipelines, args.batches, args.repeats)   # the warm-up starts workers, oneDNN kernels, CUDA
+    rate = rates(pipelines, args.batches * BATCH, "images", report)
+    usual = max((n for n in rate if n.startswith("usual")), key=rate.get)
+    ours = next(n for n in rate if n.startswith("ours"))
+    report.say(f"ratio ours / best usual ({usual.split(',')[0]}): {rate[ours] / rate[usual]:.2f}x")
+    report.say(f"an epoch of 50,000 images: ours {50000 / rate[ours]:.1f} s, usual {50000 / rate[usual]:.1f} s")
     tmp.cleanup()
-    path = args.out / f"{device.type}.txt"
-    with atomic_target(path) as target:
-        target.write_text("\n".join(lines) + "\n")
-    print(f"written to {path}")
+    report.write(args.out / f"{device.type}.txt")
     return 0
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
+from common.benchmark import Report
 from common.cli import positive_int
-from common.fileio import atomic_target
 
 PAPER_DIR = Path(__file__).resolve().parents[1]
 OUT = PAPER_DIR / "results" / "experiments" / "processes"
@@ -38,16 +38,12 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the processes train")
     p.add_argument("--out", type=Path, default=OUT, help="folder for <device>.txt (what is printed)")
     args = p.parse_args(argv)
-    lines = []
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
+    report = Report()
 
     threads = os.environ.get("OMP_NUM_THREADS")
-    say(f"ResNet-20 training, global batch 128, {args.epochs} epoch(s) of 50,000 images per run, device "
-        f"{args.device}, torch {torch.__version__}, {os.cpu_count()} CPU cores, OMP_NUM_THREADS "
-        f"{threads or 'unset (torchrun: 1 per process when N > 1)'}")
+    report.say(f"ResNet-20 training, global batch 128, {args.epochs} epoch(s) of 50,000 images per run, device "
+               f"{args.device}, torch {torch.__version__}, {os.cpu_count()} CPU cores, OMP_NUM_THREADS "
+               f"{threads or 'unset (torchrun: 1 per process when N > 1)'}")
     rates = {}
     for n in args.processes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -60,14 +56,11 @@ def main(argv=None) -> int:
                 return done.returncode
             record = json.loads((Path(tmp) / "metrics.json").read_text())
         rates[n] = record["train_images_per_s"]
-        say(f"{n} process(es): {rates[n]:,.0f} training images/s  ({record['device']})")
+        report.say(f"{n} process(es): {rates[n]:,.0f} training images/s  ({record['device']})")
     first = args.processes[0]
     for n in args.processes[1:]:
-        say(f"ratio {n} / {first} processes: {rates[n] / rates[first]:.2f}x")
-    path = args.out / f"{args.device}.txt"
-    with atomic_target(path) as target:
-        target.write_text("\n".join(lines) + "\n")
-    print(f"written to {path}")
+        report.say(f"ratio {n} / {first} processes: {rates[n] / rates[first]:.2f}x")
+    report.write(args.out / f"{args.device}.txt")
     return 0
 
 

@@ -25,7 +25,6 @@ RNN/rnn_regularization/results/experiments/benchmark/<device>.txt.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -33,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.benchmark import Report, rates, time_interleaved
 from common.cli import positive_int
-from common.fileio import atomic_target
 from common.text import batchify, load_ptb
 from common.training import autocast, clipped_update, describe_device, resolve_device, seed_everything
 from RNN.rnn_regularization.model import RegularizedLSTM
@@ -143,11 +142,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT, help="folder for <device>.txt (what is printed)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    lines = []
-
-    def say(line: str) -> None:
-        print(line, flush=True)
-        lines.append(line)
+    report = Report()
 
     vocab, streams = load_ptb(args.data_dir)
     columns = batchify(streams["train"].to(device), BATCH)
@@ -156,26 +151,15 @@ def main(argv=None) -> int:
         "train.py's loop, fp32": Ours(columns, len(vocab), device, amp=False),
         "ours: train.py's loop, bf16 autocast (--amp)": Ours(columns, len(vocab), device, amp=True),
     }
-    say(f"PTB small LSTM training speed (2 x {HIDDEN}, batch {BATCH}, {STEPS} steps), {describe_device(device)}, "
-        f"torch {torch.__version__}; median of {args.repeats} interleaved slices of {args.windows} windows")
-    for pipe in pipelines.values():
-        pipe.train(max(2, args.windows // 5))          # warm-up
-    for _ in range(args.repeats):
-        for pipe in pipelines.values():
-            pipe.times.append(pipe.train(args.windows))
-    words = args.windows * BATCH * STEPS
-    rates = {}
-    for name, pipe in pipelines.items():
-        rates[name] = words / statistics.median(pipe.times)
-        spread = ", ".join(f"{words / t:,.0f}" for t in pipe.times)
-        say(f"{name:<48}{rates[name]:>10,.0f} words/s   (slices: {spread})")
-    usual, ours = next(iter(rates)), next(n for n in rates if n.startswith("ours"))
-    say(f"ratio ours / usual: {rates[ours] / rates[usual]:.2f}x; an epoch of {columns.numel():,} words: "
-        f"ours {columns.numel() / rates[ours] / 60:.1f} min, usual {columns.numel() / rates[usual] / 60:.1f} min")
-    path = args.out / f"{device.type}.txt"
-    with atomic_target(path) as target:
-        target.write_text("\n".join(lines) + "\n")
-    print(f"written to {path}")
+    report.say(f"PTB small LSTM training speed (2 x {HIDDEN}, batch {BATCH}, {STEPS} steps), "
+               f"{describe_device(device)}, torch {torch.__version__}; median of {args.repeats} interleaved slices "
+               f"of {args.windows} windows")
+    time_interleaved(pipelines, args.windows, args.repeats, warmup=max(2, args.windows // 5))
+    rate = rates(pipelines, args.windows * BATCH * STEPS, "words", report, width=48)
+    usual, ours = next(iter(rate)), next(n for n in rate if n.startswith("ours"))
+    report.say(f"ratio ours / usual: {rate[ours] / rate[usual]:.2f}x; an epoch of {columns.numel():,} words: "
+               f"ours {columns.numel() / rate[ours] / 60:.1f} min, usual {columns.numel() / rate[usual] / 60:.1f} min")
+    report.write(args.out / f"{device.type}.txt")
     return 0
 
 
