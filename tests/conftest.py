@@ -43,26 +43,29 @@ def require_mirror(*relative: str) -> Path:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    """A fresh writable data root holding the verified MNIST files (copied from the mirror)."""
+def fresh_root(tmp_path_factory, dataset: str) -> Path:
+    """A fresh writable data root holding the verified files of ``dataset`` (copied from the mirror)."""
     from common.data import DATASETS, ensure_dataset
 
-    require_mirror(*(f.path for f in DATASETS["mnist"]))
+    require_mirror(*(f.path for f in DATASETS[dataset]))
     root = tmp_path_factory.mktemp("data")
-    ensure_dataset("mnist", root)
+    ensure_dataset(dataset, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    return fresh_root(tmp_path_factory, "mnist")
 
 
 @pytest.fixture(scope="session")
 def cifar_root(tmp_path_factory) -> Path:
-    """A fresh writable data root holding the verified CIFAR-10 binary files (copied from the mirror)."""
-    from common.data import DATASETS, ensure_dataset
+    return fresh_root(tmp_path_factory, "cifar10")
 
-    require_mirror(*(f.path for f in DATASETS["cifar10"]))
-    root = tmp_path_factory.mktemp("data")
-    ensure_dataset("cifar10", root)
-    return root
+
+@pytest.fixture(scope="session")
+def ptb_root(tmp_path_factory) -> Path:
+    return fresh_root(tmp_path_factory, "ptb")
 
 
 @pytest.fixture(scope="session")

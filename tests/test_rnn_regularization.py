@@ -10,7 +10,6 @@ from common.text import EOS, Vocabulary, batchify, load_ptb, n_windows, read_wor
 from common.training import load_checkpoint
 from RNN.rnn_regularization import train
 from RNN.rnn_regularization.model import SIZES, RegularizedLSTM, detach
-from tests.conftest import require_mirror
 
 
 def test_batchify_keeps_the_stream_in_columns_and_windows_follow_each_other():
@@ -106,16 +105,6 @@ def test_vocabulary_round_trip(tmp_path):
         v.encode(["dog"])
     (tmp_path / "t.txt").write_text("a b\nc\n")
     assert read_words(tmp_path / "t.txt") == ["a", "b", EOS, "c", EOS]
-
-
-@pytest.fixture(scope="module")
-def ptb_root(tmp_path_factory):
-    from common.data import DATASETS, ensure_dataset
-
-    require_mirror(*(f.path for f in DATASETS["ptb"]))
-    root = tmp_path_factory.mktemp("data")
-    ensure_dataset("ptb", root)
-    return root
 
 
 def test_penn_treebank_counts(ptb_root):
