@@ -109,7 +109,7 @@ class CarriedState:
 
     def __call__(self, model, batch):
         x, y, first = batch
-        if first or self.state is None:
+        if first:                      # a new pass over the data starts from zeros
             self.state = None
         logits, state = model(x, self.state)
         self.state = detach(state)
