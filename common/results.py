@@ -166,26 +166,47 @@ def reproduce_command(command: str) -> str:
     return " ".join(kept)
 
 
-def top_table(records: dict[str, dict]) -> str:
+def top_table(records: dict[str, list[tuple[str | None, dict]]]) -> str:
     rows = ["| Paper | Claim | Paper's value | Band | Ours | Passed | Training time | Hardware | Command |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for folder, rec in sorted(records.items()):
-        for m in rec["metrics"]:
-            claim = m.get("claim") or f"{m['name']} ({m['split']})"
-            time_s = m.get("training_time_s", rec.get("training_time_s", rec["wall_time_s"]))
-            rows.append(f"| [{folder}]({folder}/README.md) | {claim} | {_fmt(m['paper'])} | "
-                        f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
-                        f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'])}` |")
+    for folder, runs in sorted(records.items()):
+        for run_name, rec in runs:
+            name = folder if run_name is None else f"{folder} ({run_name})"
+            for m in rec["metrics"]:
+                claim = m.get("claim") or f"{m['name']} ({m['split']})"
+                time_s = m.get("training_time_s", rec.get("training_time_s", rec["wall_time_s"]))
+                rows.append(f"| [{name}]({folder}/README.md) | {claim} | {_fmt(m['paper'])} | "
+                            f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
+                            f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'])}` |")
     return "\n".join(rows)
 
 
-def find_records(root: Path = REPO_ROOT) -> dict[str, dict]:
-    """``{"CNN/lenet5": metrics.json contents, ...}`` for every paper with results."""
-    found = {}
+def find_records(root: Path = REPO_ROOT) -> dict[str, list[tuple[str | None, dict]]]:
+    """``{"CNN/lenet5": [(None, metrics.json contents)], ...}`` for every paper with results.
+
+    A paper's rows come from its ``results/metrics.json``. A paper whose claims are separate runs (e.g. the
+    small and the medium model) has none; then each ``results/<run>/metrics.json`` gives ``(run, contents)``.
+    Beside a ``results/metrics.json``, sub-folders are that run's parts or ablations, and
+    ``results/experiments/`` holds probes: neither makes rows."""
+    found: dict[str, list] = {}
     for family in FAMILIES:
-        for path in sorted((root / family).glob("*/results/metrics.json")):
-            found[str(path.parent.parent.relative_to(root))] = json.loads(path.read_text())
+        for results in sorted((root / family).glob("*/results")):
+            if (results / "metrics.json").is_file():
+                runs = [(None, results / "metrics.json")]
+            else:
+                runs = [(path.parent.name, path) for path in sorted(results.glob("*/metrics.json"))
+                        if path.parent.name != "experiments"]
+            if runs:
+                found[str(results.parent.relative_to(root))] = [(n, json.loads(p.read_text())) for n, p in runs]
     return found
+
+
+def runs_table(runs: list[tuple[str | None, dict]]) -> str:
+    """A paper's results block: its one run's table, or one table per named run under its name."""
+    if len(runs) == 1 and runs[0][0] is None:
+        return paper_table(runs[0][1])
+    return "\n\n".join(paper_table(rec) if name is None else f"**{name}** (`results/{name}/`)\n\n{paper_table(rec)}"
+                        for name, rec in runs)
 
 
 def _replace_block(text: str, table: str) -> str:
@@ -199,10 +220,10 @@ def render(root: Path = REPO_ROOT) -> dict[Path, str]:
     """The new text of every README that holds a results block."""
     records = find_records(root)
     out = {root / "README.md": _replace_block((root / "README.md").read_text(), top_table(records))}
-    for folder, rec in records.items():
+    for folder, runs in records.items():
         readme = root / folder / "README.md"
         if readme.exists():
-            out[readme] = _replace_block(readme.read_text(), paper_table(rec))
+            out[readme] = _replace_block(readme.read_text(), runs_table(runs))
     return out
 
 

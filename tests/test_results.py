@@ -56,6 +56,26 @@ def test_render_writes_the_numbers_and_check_catches_a_mismatch(tmp_path):
     assert stale_readmes(tmp_path) == [readme]
 
 
+def test_a_paper_with_several_runs_gets_a_row_per_run(tmp_path):
+    record = _fake_repo(tmp_path, ours=1.23)
+    results_dir = tmp_path / "CNN/toy/results"
+    (results_dir / "metrics.json").unlink()
+    for run, ours in (("small", 1.1), ("medium", 2.5), ("experiments", 9.9)):   # experiments/ holds probes
+        (results_dir / run).mkdir()
+        (results_dir / run / "metrics.json").write_text(
+            json.dumps({**record, "metrics": [metric("test_error_pct", ours, paper=1.0, band=(0.5, 1.5))]}))
+    new = render(tmp_path)
+    top, paper = new[tmp_path / "README.md"], new[tmp_path / "CNN/toy/README.md"]
+    assert "[CNN/toy (small)](CNN/toy/README.md)" in top and "[CNN/toy (medium)](CNN/toy/README.md)" in top
+    assert "**1.1**" in top and "**2.5**" in top and "9.9" not in top
+    assert paper.index("**medium** (`results/medium/`)") < paper.index("**2.5**") < paper.index("**small**")
+    assert "| NO |" in paper and "9.9" not in paper
+    # beside a results/metrics.json, sub-folders are that run's parts or ablations, not rows
+    (results_dir / "metrics.json").write_text(json.dumps(record))
+    top = render(tmp_path)[tmp_path / "README.md"]
+    assert "**1.23**" in top and "(small)" not in top and "**2.5**" not in top
+
+
 def test_readme_without_markers_is_an_error(tmp_path):
     _fake_repo(tmp_path, ours=1.0)
     (tmp_path / "README.md").write_text("# no markers\n")
