@@ -446,6 +446,18 @@ def sequence_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.arange(steps, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def frame_nll(logits: torch.Tensor, roll: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed negative log-likelihood over real frames, and their number.
+
+    ``logits`` and ``roll`` are N x T x 88 (padded batches of :class:`Sequences`); the NLL of a frame is the
+    sum over the 88 notes of the Bernoulli NLL; padded frames are ignored. The music papers' metric (RNN/gru,
+    CNN/tcn) is this sum over all frames of a split divided by their number (nats per time step).
+    """
+    mask = sequence_mask(lengths, roll.shape[1])
+    per_frame = F.binary_cross_entropy_with_logits(logits, roll.float(), reduction="none").sum(-1)
+    return (per_frame * mask).sum(), int(mask.sum())
+
+
 # --------------------------------------------------------------------------- batching
 
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from common.data import DATASETS, load_polyphonic, notes_to_roll, sequence_mask
+from common.data import DATASETS, frame_nll, load_polyphonic, notes_to_roll, sequence_mask
 from RNN.gru import train
 from common.summary import count_parameters
-from RNN.gru.model import GRUCell, LSTMCell, MusicRNN, TanhRNNCell, frame_nll
+from RNN.gru.model import GRUCell, LSTMCell, MusicRNN, TanhRNNCell
 from tests.conftest import require_mirror
 
 

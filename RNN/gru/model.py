@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.data import sequence_mask
 
 # Table 1 (music datasets): units per model, chosen so that the three have about the same number
 # of parameters.
@@ -156,14 +155,3 @@ class MusicRNN(nn.Module):
             x = torch.bernoulli(p.cpu(), generator=generator).to(device)
             frames.append(x[0])
         return torch.stack(frames)
-
-
-def frame_nll(logits: torch.Tensor, roll: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed negative log-likelihood over real frames, and their number.
-
-    NLL of a frame = the sum over the 88 notes of the Bernoulli NLL; padded frames are ignored.
-    The paper's metric is this sum divided by the number of frames (nats per time step).
-    """
-    mask = sequence_mask(lengths, roll.shape[1])
-    per_frame = F.binary_cross_entropy_with_logits(logits, roll.float(), reduction="none").sum(-1)
-    return (per_frame * mask).sum(), int(mask.sum())

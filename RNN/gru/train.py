@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from common.cli import Run, base_parser, positive_int, run
-from common.data import POLYPHONIC, Sequences, TensorLoader, load_polyphonic
+from common.data import POLYPHONIC, Sequences, TensorLoader, frame_nll, load_polyphonic
 from common.results import metric, print_metrics
 from common.summary import count_parameters
 from common.training import atomic_save, evaluate, fit, resume_checkpoint, seed_everything
-from RNN.gru.model import MusicRNN, frame_nll
+from RNN.gru.model import MusicRNN
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = ("Chung, Gulcehre, Cho & Bengio 2014, "
