@@ -278,6 +278,19 @@ def clipped_update(max_norm: float) -> Callable:
     return update
 
 
+def patience_stop(patience: int, key: str = "val_loss"):
+    """Early stopping read off the history: stop once ``patience`` epochs have passed without a lower
+    ``key`` than the best so far (fit's ``select`` then loads the best epoch's model back)."""
+
+    def on_epoch_end(history: list[dict]) -> str | None:
+        best = min(history, key=lambda h: h[key])          # the first epoch of the lowest value
+        if len(history) - best["epoch"] >= patience:
+            return f"no better {key} for {patience} epochs (best {best[key]:.4f} at epoch {best['epoch']})"
+        return None
+
+    return on_epoch_end
+
+
 def epoch_line(record: dict) -> str:
     """One line per epoch for logs: ``epoch 3/20  train_loss 0.1234  val_error_pct 1.21  (12.3 s)``."""
     shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()

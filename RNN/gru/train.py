@@ -22,7 +22,7 @@ from common.cli import Run, base_parser, positive_int, run
 from common.data import POLYPHONIC, Sequences, TensorLoader, frame_nll, load_polyphonic
 from common.results import metric, print_metrics
 from common.summary import count_parameters
-from common.training import atomic_save, evaluate, fit, resume_checkpoint, seed_everything
+from common.training import atomic_save, evaluate, fit, patience_stop, resume_checkpoint, seed_everything
 from RNN.gru.model import MusicRNN
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -92,19 +92,6 @@ def noisy_clipped_update(weight_noise: float, clip: float | None):
         optimizer.step()
 
     return update
-
-
-def patience_stop(patience: int, key: str = "val_loss"):
-    """Early stopping read off the history: stop once ``patience`` epochs have passed without a lower
-    ``key`` than the best so far (fit's ``select`` then loads the best epoch's model back)."""
-
-    def on_epoch_end(history: list[dict]) -> str | None:
-        best = min(history, key=lambda h: h[key])          # the first epoch of the lowest value
-        if len(history) - best["epoch"] >= patience:
-            return f"no better {key} for {patience} epochs (best {best[key]:.4f} at epoch {best['epoch']})"
-        return None
-
-    return on_epoch_end
 
 
 # --------------------------------------------------------------------------- one unit, then all
