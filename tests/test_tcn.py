@@ -110,6 +110,17 @@ def test_a_padded_batch_gives_the_sum_of_its_pieces():
     assert alone[0]["loss"] == pytest.approx(manual.item(), rel=1e-5)
 
 
+def test_all_frames_convention_predicts_every_frame_the_first_from_silence():
+    model = _tcn(n_in=88, n_out=88)
+    piece = torch.bernoulli(torch.full((9, 88), 0.1))
+    _, later = train.step(model, (piece[None], torch.tensor([9])))
+    _, every = train.step_all_frames(model, (piece[None], torch.tensor([9])))
+    assert every["n"] == 9 and later["n"] == 8
+    shifted = torch.cat([torch.zeros(1, 88), piece[:-1]])[None]
+    manual = F.binary_cross_entropy_with_logits(model(shifted)[0], piece, reduction="sum")
+    assert every["loss"] == pytest.approx(manual.item(), rel=1e-5)
+
+
 def test_plateau_decay_reads_the_history():
     opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
     hook = train.plateau_decay(opt, after=3, window=2)
