@@ -209,21 +209,22 @@ def runs_table(runs: list[tuple[str | None, dict]]) -> str:
                         for name, rec in runs)
 
 
-def _replace_block(text: str, table: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+def replace_block(text: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    """``text`` with what lies between the markers ``begin`` and ``end`` replaced by ``table``."""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f"no {BEGIN} ... {END} block")
-    return pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text)
+        raise ValueError(f"no {begin} ... {end} block")
+    return pattern.sub(lambda _: f"{begin}\n{table}\n{end}", text)
 
 
 def render(root: Path = REPO_ROOT) -> dict[Path, str]:
     """The new text of every README that holds a results block."""
     records = find_records(root)
-    out = {root / "README.md": _replace_block((root / "README.md").read_text(), top_table(records))}
+    out = {root / "README.md": replace_block((root / "README.md").read_text(), top_table(records))}
     for folder, runs in records.items():
         readme = root / folder / "README.md"
         if readme.exists():
-            out[readme] = _replace_block(readme.read_text(), runs_table(runs))
+            out[readme] = replace_block(readme.read_text(), runs_table(runs))
     return out
 
 
