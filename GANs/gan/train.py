@@ -92,6 +92,11 @@ class AdversarialStep:
         for p, g in zip(d_params + g_params, d_grads + g_grads):
             p.grad = g
         optimizer.step()
+        self.after_update(optimizer)
+
+    @staticmethod
+    def after_update(optimizer) -> None:
+        """pylearn2's ExponentialDecay: the learning rate divided by 1.000004 after every update."""
         for group in optimizer.param_groups:
             group["lr"] = max(group["lr"] / LR_DECAY, MIN_LR)
 
@@ -101,15 +106,16 @@ class Monitor:
     the validation Parzen log-likelihood of N samples (sigma chosen on the first 1,000 validation images),
     recorded as ``val_parzen_nll`` (fit keeps the generator of the lowest). Nothing here sees the test set."""
 
-    def __init__(self, pair: Pair, optimizer, valid: torch.Tensor, every: int, n_samples: int, seed: int):
+    def __init__(self, pair: Pair, optimizer, valid: torch.Tensor, every: int, n_samples: int, seed: int,
+                 momentum: bool = True):
         self.pair, self.optimizer, self.valid, self.every = pair, optimizer, valid, every
-        self.n_samples, self.seed = n_samples, seed
+        self.n_samples, self.seed, self.momentum = n_samples, seed, momentum
 
     def __call__(self, history: list[dict]) -> None:
         epoch = history[-1]["epoch"]
         start, final, saturate = MOMENTUM
         alpha = min(1.0, max(0.0, (epoch - 1) / (saturate - 1)))
-        for group in self.optimizer.param_groups:
+        for group in self.optimizer.param_groups if self.momentum else ():
             group["momentum"] = start * (1 - alpha) + final * alpha
         if epoch % self.every == 0 or epoch == 1:
             samples = generate(self.pair.G, self.n_samples, self.seed)
