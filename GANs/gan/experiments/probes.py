@@ -15,6 +15,9 @@ curves are compared with train.py's own run at the same epochs (results/history.
   2016, the recipe most GANs since use) instead of SGD with momentum and its schedules.
 * adam_alternating: both changes.
 
+Also measured once: the same procedure with 10,000 real training images in place of samples (real_data.json),
+the estimator's ceiling for a generator that reproduced the training set.
+
 Each probe writes results/experiments/probes/<name>/history.json and curves.png (weights stay untracked) and
 the summary table results/experiments/probes/summary.md.
 """
@@ -29,9 +32,10 @@ from pathlib import Path
 import torch
 
 from common.data import TensorLoader, load_mnist
-from common.training import fit, resolve_device, seed_everything
+from common.training import fit, resolve_device, seed_everything, write_json
 from GANs.gan.model import generator_loss
-from GANs.gan.train import N_SAMPLES, PAPER_DIR, AdversarialStep, Monitor, Pair, mnist_splits
+from GANs.gan.parzen import choose_sigma, parzen_log_likelihood
+from GANs.gan.train import N_SAMPLES, N_VALID_SIGMA, PAPER_DIR, AdversarialStep, Monitor, Pair, mnist_splits
 
 OUT = PAPER_DIR / "results" / "experiments" / "probes"
 PROBES = ("alternating", "adam", "adam_alternating")
@@ -80,6 +84,20 @@ def run_probe(name: str, epochs: int, splits: dict, out: Path, device) -> list[d
                desc=f"probe {name}")
 
 
+def real_data_ceiling(splits: dict, out: Path) -> dict:
+    """Table 1's procedure with 10,000 real training images in place of the samples: what a generator that
+    reproduced the training set would score (measured on the test images, as Table 1)."""
+    path = out / "real_data.json"
+    if not path.exists():
+        samples = splits["train"][:N_SAMPLES]
+        sigma, scores = choose_sigma(splits["valid"][:N_VALID_SIGMA], samples)
+        ll = parzen_log_likelihood(splits["test"], samples, sigma)
+        write_json({"samples": "training images 0-9,999", "parzen_ll": round(ll.mean().item(), 3),
+                    "parzen_se": round((ll.std() / len(ll) ** 0.5).item(), 3), "parzen_sigma": sigma,
+                    "sigma_scores": [[round(a, 5), round(b, 3)] for a, b in scores]}, path)
+    return json.loads(path.read_text())
+
+
 def summary(out: Path = OUT) -> str:
     runs = {"train.py (results/)": PAPER_DIR / "results" / "history.json"}
     runs |= {name: out / name / "history.json" for name in PROBES}
@@ -105,6 +123,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = resolve_device("auto")
     splits = mnist_splits(load_mnist(args.data_dir, n_val=10_000), quick=False)
+    ceiling = real_data_ceiling(splits, args.out)
+    print(f"real training images as samples: test Parzen {ceiling['parzen_ll']:.1f} +/- {ceiling['parzen_se']:.1f} "
+          f"(sigma {ceiling['parzen_sigma']:.4f})")
     for name in args.only or PROBES:
         if not (args.out / name / "history.json").exists():
             run_probe(name, args.epochs, splits, args.out / name, device)
