@@ -147,6 +147,9 @@ def test_bad_settings_are_errors():
         TCN(levels=0)
     with pytest.raises(SystemExit):
         train.parse_args(["--dataset", "bach"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--clip", "-1"])
+    assert train.parse_args([]).clip == 0.4 and train.parse_args(["--clip", "0"]).clip == 0
 
 
 def test_training_lowers_the_nll(jsb):
@@ -180,3 +183,21 @@ def test_evaluate_rejects_another_setting(jsb, tmp_path, capsys):
     torch.save(TCN(88, 88, 150, 4, 6).state_dict(), path)
     assert train.main(["--quick", "--no-progress", "--evaluate", str(path)]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_comparison_table_is_generated_from_the_results_files(tmp_path):
+    from CNN.tcn.experiments import compare
+
+    assert compare.render() == compare.README.read_text(), "run python CNN/tcn/experiments/compare.py"
+    # from files only: a fake tree with one GRU run and one TCN run
+    (tmp_path / "RNN/gru/results").mkdir(parents=True)
+    (tmp_path / "CNN/tcn/results/jsb").mkdir(parents=True)
+    (tmp_path / "CNN/tcn").joinpath("README.md").write_text(f"x\n{compare.BEGIN}\n{compare.END}\n")
+    unit = {"parameters": 100, "test_nll": 9.5, "wall_time_s": 60.0}
+    (tmp_path / "RNN/gru/results/metrics.json").write_text(json.dumps({"dataset": "jsb", "units": {"gru": unit}}))
+    (tmp_path / "CNN/tcn/results/jsb/metrics.json").write_text(json.dumps(
+        {"parameters": 200, "test_nll_all_frames": 8.5, "metrics": [{"ours": 8.25}], "training_time_s": 120.0}))
+    text = compare.render(tmp_path)
+    assert "| JSB Chorales | GRU | RNN/gru (Chung et al. 2014's sizes) | 100 | 9.500 | - | 1.0 min | 8.43 |" in text
+    assert ("| JSB Chorales | TCN | CNN/tcn (Bai et al. 2018's setting) | 200 | 8.500 | **8.250** | 2.0 min | 8.10 |"
+            in text)
