@@ -8,7 +8,8 @@ one fixed order, one slice = one pass over them; we count the real frames predic
   end chopped off), the output in float64 through a sigmoid, the loss ``-trace(y log(p)^T + (1 - y)
   log(1 - p)^T)`` (a T x T matrix for a T-frame piece), ``loss.item()`` every step; fp32.
 * ours, one piece per step: train.py's path (``TCN``, left padding only, ``common.data.frame_nll``: binary
-  cross-entropy on the logits, summed, the pieces held in one padded tensor) with --batch-size 1.
+  cross-entropy on the logits, summed, the pieces held in one padded tensor, the gradient clipped at 0.4)
+  with --batch-size 1.
 * ours, padded batches: the same with --batch-size 8 and 16 (fewer, larger steps: the optimisation changes,
   so EXPERIMENTS.md checks on validation that the numbers stay the same), and with bf16 autocast.
 
@@ -35,7 +36,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from common.benchmark import Report, rates, time_interleaved
 from common.cli import positive_int
 from common.data import Sequences, TensorLoader, load_polyphonic
-from common.training import autocast, describe_device, resolve_device, seed_everything, sgd_update
+from common.training import autocast, clipped_update, describe_device, resolve_device, seed_everything
 from CNN.tcn.model import PAPER_SETTINGS, TCN
 from CNN.tcn.train import step
 
@@ -117,7 +118,7 @@ class Ours:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=2e-3)
         self.loader = TensorLoader(pieces.data, pieces.lengths, batch_size=batch_size, device=device,
                                    transform=torch.Tensor.float)
-        self.device, self.amp = device, amp
+        self.device, self.amp, self.update = device, amp, clipped_update(setting["clip"])
         self.times: list[float] = []
 
     def train(self, n: int) -> float:
@@ -130,7 +131,7 @@ class Ours:
                     loss, _ = step(self.model, batch)
                 return loss
 
-            sgd_update(forward, self.model, self.optimizer)
+            self.update(forward, self.model, self.optimizer)
         return time.perf_counter() - t0
 
 
