@@ -14,13 +14,13 @@ the authors' group's tutorial code does one example at a time; its first default
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
 from pathlib import Path
 
 from AutoEncoders.stacked_denoising import train
+from common.probes import probe_main
 
 RESULTS = train.PAPER_DIR / "results"
 OUT = RESULTS / "experiments" / "probes"
@@ -41,25 +41,15 @@ def summary(out: Path = OUT) -> str:
     return "\n".join(lines)
 
 
+def fine_tune(name: str, out: Path, rest: list[str]) -> int:
+    for k in (1, 2, 3):   # train.py's pretrained autoencoders, read back by --resume
+        if not (out / f"pretrain-{k}").exists():
+            shutil.copytree(RESULTS / f"pretrain-{k}", out / f"pretrain-{k}")
+    return train.main(["--no-progress", "--resume", "--out", str(out), *PROBES[name], *rest])
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=sorted(PROBES), nargs="+", default=None, help="run these probes only")
-    p.add_argument("--out", type=Path, default=OUT, help="folder of the probes' runs")
-    args, rest = p.parse_known_args(argv)   # anything else (e.g. --data-dir) goes to train.py
-    for name in args.only or PROBES:
-        out = args.out / name
-        if (out / "metrics.json").exists():
-            continue
-        for k in (1, 2, 3):   # train.py's pretrained autoencoders, read back by --resume
-            if not (out / f"pretrain-{k}").exists():
-                shutil.copytree(RESULTS / f"pretrain-{k}", out / f"pretrain-{k}")
-        code = train.main(["--no-progress", "--resume", "--out", str(out), *PROBES[name], *rest])
-        if code:
-            return code
-    table = summary(args.out)
-    (args.out / "summary.md").write_text(table + "\n")
-    print(table)
-    return 0
+    return probe_main(__doc__, PROBES, OUT, fine_tune, summary, argv)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ the test NLL is listed for the record, not used) goes to results/experiments/pro
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from CNN.tcn import train
+from common.probes import probe_main
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "probes"
 PROBES = {
@@ -44,20 +44,8 @@ def summary(out: Path = OUT) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", choices=sorted(PROBES), nargs="+", default=None, help="run these probes only")
-    p.add_argument("--out", type=Path, default=OUT, help="folder of the probes' runs")
-    args, rest = p.parse_known_args(argv)   # anything else (e.g. --data-dir) goes to train.py
-    for name in args.only or PROBES:
-        if (args.out / name / "metrics.json").exists():
-            continue
-        code = train.main(["--no-progress", "--out", str(args.out / name), *PROBES[name], *rest])
-        if code:
-            return code
-    table = summary(args.out)
-    (args.out / "summary.md").write_text(table + "\n")
-    print(table)
-    return 0
+    return probe_main(__doc__, PROBES, OUT, lambda name, out, rest: train.main(
+        ["--no-progress", "--out", str(out), *PROBES[name], *rest]), summary, argv)
 
 
 if __name__ == "__main__":
