@@ -10,6 +10,7 @@ from CNN.tcn import train
 from CNN.tcn.model import PAPER_SETTINGS, TCN, CausalConv1d
 from common.data import DATASETS, Sequences, load_polyphonic
 from common.summary import count_parameters
+from common.training import load_checkpoint
 from RNN.gru import train as gru_train
 from tests.conftest import require_mirror
 
@@ -176,6 +177,12 @@ def test_quick_run_end_to_end_and_resume(jsb, tmp_path):
     assert (out / "model.pt").is_file() and (out / "curves.png").is_file()
     assert train.main(["--quick", "--out", str(out), "--no-progress", "--evaluate", str(out / "model.pt")]) == 0
     assert train.main(["--quick", "--out", str(out), "--no-progress", "--resume"]) == 0
+    # stopped after one epoch and resumed: the same weights as the uninterrupted run
+    cut = tmp_path / "cut"
+    assert train.main(["--quick", "--out", str(cut), "--no-progress", "--epochs", "1"]) == 0
+    assert train.main(["--quick", "--out", str(cut), "--no-progress", "--epochs", "2", "--resume"]) == 0
+    a, b = (load_checkpoint(d / "model.pt") for d in (out, cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_evaluate_rejects_another_setting(jsb, tmp_path, capsys):
