@@ -48,6 +48,22 @@ def test_reparameterised_gradients_reach_the_encoder_and_shapes():
         + (50 * 200 + 200) + (200 * 200 + 200) + (200 * 784 + 784)
 
 
+def test_initialisations_of_the_two_settings():
+    torch.manual_seed(0)
+    model = VAE()                                                             # Burda et al.: Glorot uniform
+    first = model.encoder[0]
+    assert first.weight.abs().max() <= math.sqrt(6 / (784 + 200)) and first.bias.abs().sum() == 0
+    means = torch.rand(784) * 0.98 + 0.01
+    means[0] = 0.0                                                            # a pixel that is always black
+    model.init_output_bias(means)
+    assert torch.allclose(torch.sigmoid(model.decoder[-1].bias[1:]), means[1:], atol=1e-5)
+    assert torch.sigmoid(model.decoder[-1].bias[0]).item() == pytest.approx(1e-3)   # clipped, finite
+    kingma = VAE(hidden=(500,), init="normal")                                # Kingma & Welling: N(0, 0.01)
+    assert kingma.encoder[0].weight.std().item() == pytest.approx(0.01, rel=0.02)
+    with pytest.raises(ValueError, match="init"):
+        VAE(init="xavier")
+
+
 def test_burdas_schedule():
     assert [train.stage_of(e) for e in (0, 1, 3, 4, 12, 13, 39, 40, 3279)] == [0, 1, 1, 2, 2, 3, 3, 4, 7]
     assert sum(1 for e in range(3280) if train.stage_of(e) == 7) == 3**7

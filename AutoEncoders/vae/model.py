@@ -64,11 +64,29 @@ class VAE(nn.Module):
     ``forward(x)`` returns the per-example SGVB lower bound (Eq. 10, one sample: L = 1) for binary images x
     (N x 784 or N x 1 x 28 x 28, values in {0, 1}); train by maximising its mean."""
 
-    def __init__(self, x_dim: int = 784, hidden: tuple[int, ...] = (200, 200), latent: int = 50):
+    def __init__(self, x_dim: int = 784, hidden: tuple[int, ...] = (200, 200), latent: int = 50,
+                 init: str = "glorot"):
         super().__init__()
         self.x_dim, self.latent = x_dim, latent
         self.encoder = mlp((x_dim, *hidden, 2 * latent))              # q_phi(z|x): mu and log sigma^2 (C.2)
         self.decoder = mlp((latent, *reversed(hidden), x_dim))       # p_theta(x|z): Bernoulli logits (C.1)
+        for m in self.modules():
+            if not isinstance(m, nn.Linear):
+                continue
+            if init == "glorot":       # Burda et al. Sec. 5: Glorot & Bengio (2010), uniform; biases 0 (their code)
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif init == "normal":     # Kingma & Welling Sec. 5: every parameter from N(0, 0.01)
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.normal_(m.bias, 0, 0.01)
+            else:
+                raise ValueError(f"init must be 'glorot' or 'normal', not {init!r}")
+
+    def init_output_bias(self, pixel_means: torch.Tensor) -> None:
+        """Burda et al.'s code: the decoder's output biases at the logit of each pixel's mean over the training
+        images (clipped to [0.001, 0.999]), so that the untrained decoder already draws the mean digit."""
+        with torch.no_grad():
+            self.decoder[-1].bias.copy_(torch.logit(pixel_means.flatten(), eps=1e-3))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x.flatten(1)).chunk(2, dim=-1)
