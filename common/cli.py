@@ -15,7 +15,8 @@ import torch
 from common import distributed
 from common.fileio import UserError
 from common.results import git_commit, write_metrics
-from common.training import NonFiniteLossError, describe_device, resolve_device, seed_everything
+from common.training import (AMP_MODES, NonFiniteLossError, choose_amp, describe_device, describe_precision,
+                             resolve_device, seed_everything)
 
 
 def positive_int(text: str) -> int:
@@ -46,7 +47,9 @@ def base_parser(description: str, *, epochs: int, batch_size: int, lr: float | N
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffling)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = CUDA if available, else CPU")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast (CPU with AVX-512/AMX, or CUDA)")
+    p.add_argument("--amp", nargs="?", const="on", default="auto", choices=AMP_MODES,
+                   help="bf16 autocast: auto = where the device computes bf16 natively (CUDA; a CPU with "
+                        "AVX512-BF16 or AMX), fp32 elsewhere; on (also plain --amp); off = fp32")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out: finished parts are kept, the interrupted one "
                         "continues from its checkpoint.pt (an error when there is none)")
@@ -84,6 +87,7 @@ class Run:
     device: torch.device
     out: Path
     commit: str                     # the code that trains, taken before anything else can change
+    precision: str = "fp32"         # what --amp chose (describe_precision); args.amp is then a bool
     started: float = field(default_factory=time.perf_counter)
 
     def resumes(self, folder: Path | None = None) -> bool:
@@ -95,15 +99,31 @@ class Run:
         """``results/metrics.json`` with this run's seed, device, commit and wall time filled in."""
         extra.setdefault("seed", self.args.seed)
         extra.setdefault("wall_time_s", time.perf_counter() - self.started)
+        extra.setdefault("precision", self.precision)
         processes = f" x {distributed.world_size()} processes" if distributed.world_size() > 1 else ""
         return write_metrics(out or self.out, paper=paper, metrics=metrics, model=model, model_kwargs=model_kwargs,
                              epochs=epochs, device=describe_device(self.device) + processes, commit=self.commit,
                              quick=bool(getattr(self.args, "quick", False)), **extra)
 
 
-def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir: Path) -> int:
-    """Set up the :class:`Run` (commit, device, seed, output folder: ``--out``, else ``results/``, else
-    ``runs/<paper>-quick`` with --quick) and call ``train(run)``. Bad input (missing data, a damaged
+def resolve_amp(args: argparse.Namespace, device: torch.device, *, needs_native_bf16: bool = False) -> str:
+    """Turn ``args.amp`` (``auto|on|off``, :func:`common.training.choose_amp`) into a bool in place, keep the mode
+    in ``args.amp_mode``, print the choice and return it in words (for ``metrics.json``)."""
+    if isinstance(args.amp, bool):          # resolved already (a script that calls its train() twice)
+        return describe_precision(args.amp, getattr(args, "amp_mode", "on" if args.amp else "off"), device)
+    args.amp_mode = args.amp
+    args.amp = choose_amp(args.amp_mode, device, needs_native=needs_native_bf16)
+    precision = describe_precision(args.amp, args.amp_mode, device)
+    print(f"precision: {precision}; device {describe_device(device)}")
+    return precision
+
+
+def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir: Path, *,
+        needs_native_bf16: bool = False) -> int:
+    """Set up the :class:`Run` (commit, device, precision, seed, output folder: ``--out``, else ``results/``, else
+    ``runs/<paper>-quick`` with --quick) and call ``train(run)``. ``--amp`` is resolved here once for every paper
+    (:func:`resolve_amp`; ``needs_native_bf16`` for models whose kernels have no emulated bf16, the LSTM), and
+    ``args.amp`` is a bool from then on. Bad input (missing data, a damaged
     checkpoint, no GPU for --device cuda) ends in one ``error:`` line and exit status 2; a NaN or
     infinite loss in exit status 1; Ctrl-C in 130. Nothing is deleted on the way out.
 
@@ -120,12 +140,13 @@ def run(train: Callable[[Run], int | None], args: argparse.Namespace, paper_dir:
         device = distributed.init(resolve_device(args.device))
         if not distributed.is_main():
             sys.stdout = open(os.devnull, "w")
+        precision = resolve_amp(args, device, needs_native_bf16=needs_native_bf16) if hasattr(args, "amp") else "fp32"
         seed_everything(args.seed)
         out = output_dir(args, paper_dir)
         if getattr(args, "resume", False) and not (out.is_dir() and any(out.iterdir())):
             raise UserError(f"--resume: nothing to resume in {out} (no such folder, or empty); "
                             "start without --resume")
-        return train(Run(args, device, out, commit)) or 0
+        return train(Run(args, device, out, commit, precision)) or 0
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

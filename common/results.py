@@ -153,13 +153,19 @@ LOCATION_FLAGS = {"--data-dir": 1, "--out": 1, "--no-progress": 0, "--resume": 0
 
 
 def reproduce_command(command: str) -> str:
-    """The recorded command without :data:`LOCATION_FLAGS` (the same run, from a fresh clone)."""
+    """The recorded command without :data:`LOCATION_FLAGS` (the same run, from a fresh clone), and without a bare
+    ``--amp`` or ``--amp auto``: runs recorded before ``--amp auto|on|off`` asked for bf16 with a bare ``--amp`` on
+    CPUs that compute it natively, which is what the default ``auto`` now picks there (and fp32 where bf16 would
+    be emulated)."""
     words, kept = command.split(), []
     i = 0
     while i < len(words):
         name = words[i].split("=")[0]
         if name in LOCATION_FLAGS:
             i += 1 + (LOCATION_FLAGS[name] if "=" not in words[i] else 0)
+            continue
+        if words[i] in ("--amp", "--amp=auto"):
+            i += 1 + (i + 1 < len(words) and words[i + 1] == "auto")
             continue
         kept.append(words[i])
         i += 1

@@ -20,8 +20,10 @@ import json
 import math
 import os
 import pickle
+import platform
 import random
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
@@ -54,10 +56,81 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name ("AMD EPYC", "Intel(R) Xeon(R) Platinum 8488C"), or the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _cpu_has(feature: str) -> bool:
+    """torch's own CPU feature check (``torch.cpu._is_<feature>_supported``), False where torch lacks it."""
+    check = getattr(torch.cpu, f"_is_{feature}_supported", None)
+    try:
+        return bool(check()) if check else False
+    except RuntimeError:
+        return False
+
+
+def cpu_isa() -> str:
+    """The vector instruction set torch dispatches to, with the bf16 units: "AVX2", "AVX512 + AVX512-BF16",
+    "AVX512 + AVX512-BF16 + AMX" (the widths that decide how fast fp32 and bf16 run)."""
+    parts = [torch.backends.cpu.get_cpu_capability()]
+    parts += [name for name, feature in (("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile")) if _cpu_has(feature)]
+    return " + ".join(parts)
+
+
 def describe_device(device: torch.device) -> str:
+    """The hardware a figure was measured on: the GPU's name, or the CPU's model, vector ISA and threads."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({torch.get_num_threads()} threads)"
+    return f"{cpu_model()} ({cpu_isa()}, {torch.get_num_threads()} threads)"
+
+
+# --------------------------------------------------------------------------- precision: fp32 or bf16 autocast
+
+AMP_MODES = ("auto", "on", "off")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Does ``device`` compute bf16 in hardware? CUDA with bf16 support; a CPU with AVX512-BF16 or AMX. Elsewhere
+    (AVX2, plain AVX-512) bf16 autocast is emulated: up to 9x slower than fp32 for a ResNet, and oneDNN has no
+    bf16 LSTM kernel at all."""
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (_cpu_has("avx512_bf16") or _cpu_has("amx_tile"))
+
+
+def choose_amp(mode: str, device: torch.device, *, needs_native: bool = False) -> bool:
+    """``--amp auto|on|off`` -> bf16 autocast or not. ``auto``: where the device runs bf16 natively
+    (:func:`native_bf16`), fp32 elsewhere. ``on`` where bf16 is not native: a :class:`UserError` when the model
+    has kernels with no bf16 implementation there (``needs_native``: oneDNN's LSTM), else a warning that it
+    will be slow. ``off``: fp32."""
+    if mode not in AMP_MODES:
+        raise UserError(f"--amp must be one of {', '.join(AMP_MODES)}, got {mode!r}")
+    native = native_bf16(device)
+    if mode == "off" or (mode == "auto" and not native):
+        return False
+    if mode == "on" and not native:
+        where = f"this CPU ({cpu_isa()})" if device.type == "cpu" else describe_device(device)
+        if needs_native:
+            raise UserError(f"--amp on: {where} has no native bf16, and this model's kernels (oneDNN's LSTM) have "
+                            "no bf16 implementation there; use --amp off (or auto, which picks fp32 here)")
+        warnings.warn(f"--amp on: {where} has no native bf16: autocast emulates it and may run several times "
+                      "slower than fp32 (--amp auto picks fp32 here)", stacklevel=2)
+    return True
+
+
+def describe_precision(amp: bool, mode: str = "auto", device: torch.device | None = None) -> str:
+    """One line for logs and metrics: "bf16 autocast (--amp auto: AVX512 + AVX512-BF16)" or "fp32 (--amp off)"."""
+    why = f"--amp {mode}"
+    if mode == "auto" and device is not None:
+        why += ": " + (describe_device(device) if device.type == "cuda" else cpu_isa())
+    return f"{'bf16 autocast' if amp else 'fp32'} ({why})"
 
 
 def seed_everything(seed: int) -> None:
@@ -289,6 +362,19 @@ def patience_stop(patience: int, key: str = "val_loss"):
         return None
 
     return on_epoch_end
+
+
+class TestCurve:
+    """An ``on_epoch_end`` hook: the test loss and error after every epoch (``test_loss``, ``test_error_pct`` in the
+    history), for curves, and for a paper whose own protocol reports the best epoch's test figure. Nothing is
+    chosen on them here: a run reports the model after its last epoch."""
+
+    def __init__(self, model: torch.nn.Module, loader, step: Step, device: torch.device, amp: bool = False):
+        self.model, self.loader, self.step, self.device, self.amp = model, loader, step, device, amp
+
+    def __call__(self, history: list[dict]) -> None:
+        test = evaluate(self.model, self.loader, self.step, self.device, self.amp)
+        history[-1].update({f"test_{k}": v for k, v in test.items()})
 
 
 def epoch_line(record: dict) -> str:

@@ -86,3 +86,16 @@ def one_error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
     return err[0]
+
+
+@pytest.fixture(params=["native", "emulated"])
+def cpu_bf16(request, monkeypatch):
+    """A CPU with native bf16 (AVX512-BF16 / AMX) or without (AVX2), whatever this machine is."""
+    import torch
+
+    import common.training as training
+
+    native = request.param == "native"
+    monkeypatch.setattr(training, "_cpu_has", lambda feature: native and feature in ("avx512_bf16", "amx_tile"))
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512" if native else "AVX2")
+    return native

@@ -63,3 +63,51 @@ def test_quick_runs_go_to_runs(tmp_path):
     got = []
     run(lambda r: got.append(r.out), args, tmp_path / "CNN" / "toy")
     assert got == [tmp_path / "runs" / "toy-quick"]
+
+
+# --------------------------------------------------------------------------- --amp auto|on|off
+
+
+def test_amp_auto_follows_the_hardware(cpu_bf16):
+    from common.training import choose_amp, cpu_isa, describe_device
+    cpu = torch.device("cpu")
+    assert choose_amp("auto", cpu) is cpu_bf16
+    assert choose_amp("off", cpu) is False
+    assert cpu_isa() == ("AVX512 + AVX512-BF16 + AMX" if cpu_bf16 else "AVX2")
+    assert cpu_isa() in describe_device(cpu) and "threads" in describe_device(cpu)
+
+
+def test_amp_on_without_native_bf16_warns_or_refuses(cpu_bf16):
+    from common.fileio import UserError
+    from common.training import choose_amp
+    cpu = torch.device("cpu")
+    if cpu_bf16:
+        assert choose_amp("on", cpu, needs_native=True) is True
+        return
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert choose_amp("on", cpu) is True
+    with pytest.raises(UserError, match="--amp off"):
+        choose_amp("on", cpu, needs_native=True)
+
+
+def test_run_resolves_amp_prints_and_records_it(tmp_path, capsys, cpu_bf16):
+    seen = {}
+    assert run(lambda r: seen.update(amp=r.args.amp, mode=r.args.amp_mode, precision=r.precision), _args(tmp_path),
+               tmp_path) == 0
+    assert seen["amp"] is cpu_bf16 and seen["mode"] == "auto"
+    assert seen["precision"].startswith("bf16 autocast" if cpu_bf16 else "fp32")
+    assert f"precision: {seen['precision']}" in capsys.readouterr().out
+    args = _args(tmp_path, "--amp")                               # a bare --amp means on
+    assert args.amp == "on"
+    status = run(lambda r: 0, args, tmp_path, needs_native_bf16=True)      # an LSTM
+    err = capsys.readouterr().err.strip().splitlines()
+    if cpu_bf16:
+        assert status == 0 and args.amp is True
+    else:
+        assert status == 2 and len(err) == 1 and err[0].startswith("error: --amp on:") and "--amp off" in err[0]
+
+
+def test_amp_rejects_other_words(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _args(tmp_path, "--amp", "fast")
+    assert "invalid choice" in capsys.readouterr().err

@@ -93,10 +93,13 @@ def test_cli_check_exit_code(monkeypatch, tmp_path):
     assert results.main(["--check"]) == 0
 
 
-def test_reproduce_command_drops_only_location_flags():
+def test_reproduce_command_drops_location_flags_and_the_default_precision():
     cmd = ("python CNN/alexnet/train.py --resume --epochs 30 --amp --data-dir /tmp/x --no-progress "
            "--out=CNN/alexnet/results/raw --lr 0.1")
-    assert results.reproduce_command(cmd) == "python CNN/alexnet/train.py --epochs 30 --amp --lr 0.1"
+    assert results.reproduce_command(cmd) == "python CNN/alexnet/train.py --epochs 30 --lr 0.1"
+    assert results.reproduce_command("python a.py --amp auto --seed 1") == "python a.py --seed 1"
+    assert results.reproduce_command("python a.py --amp off --seed 1") == "python a.py --amp off --seed 1"
+    assert results.reproduce_command("python a.py --amp on") == "python a.py --amp on"
 
 
 def test_model_spec_comes_from_the_object():

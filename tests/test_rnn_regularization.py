@@ -139,3 +139,13 @@ def test_quick_end_to_end_resume_and_evaluate(ptb_root, tmp_path, tiny, capsys):
     capsys.readouterr()
     assert _run(ptb_root, tmp_path / "e", "--evaluate", str(tmp_path / "once" / "model.pt")) == 0
     assert f"test perplexity {record['test_ppl']:.2f}" in capsys.readouterr().out
+
+
+def test_amp_on_without_native_bf16_is_one_error_line(ptb_root, tmp_path, tiny, cpu_bf16, capsys):
+    """oneDNN has no bf16 LSTM kernel for a CPU without native bf16: --amp on says so instead of crashing."""
+    if cpu_bf16:
+        pytest.skip("the error is for CPUs without native bf16")
+    assert _run(ptb_root, tmp_path, "--amp", "on") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --amp on:") and "--amp off" in err[0]
+    assert not (tmp_path / "checkpoint.pt").exists()

@@ -33,7 +33,7 @@ from common.data import channel_stats, image_loaders, load_cifar10
 from common.distributed import all_reduce_
 from common.plots import save_figure
 from common.results import metric
-from common.training import (NonFiniteLossError, atomic_save, classification_step, describe_device, evaluate, fit,
+from common.training import (NonFiniteLossError, atomic_save, classification_step, evaluate, fit,
                              seed_everything, write_json)
 from CNN.alexnet.model import PAPER, PIXEL_SCALE, FourLayerNet, four_layer_table
 
@@ -281,8 +281,7 @@ def train(r: Run) -> int:
     epochs, seeds = (min(args.epochs, 2), args.seeds or [0]) if args.quick else (args.epochs, args.seeds or [0, 1, 2])
     activations = ACTIVATIONS if args.activation == "both" else (args.activation,)
     print(four_layer_table(FourLayerNet()))
-    print(f"{len(data.train_y)} training images, {len(data.val_y)} validation, device {describe_device(r.device)}"
-          f"{', bf16 autocast' if args.amp else ''}")
+    print(f"{len(data.train_y)} training images, {len(data.val_y)} validation, {r.precision}")
     runs = [train_run(act, seed, args.lr or DEFAULT_LR[act], data, stats, args, out / f"{act}-seed{seed}", r.device,
                       epochs=epochs, stop_at_target=True) for act in activations for seed in seeds]
     if any(x["diverged"] for x in runs):

@@ -27,7 +27,7 @@ from common.cli import Run, base_parser, run
 from common.data import image_loaders, load_cifar10, random_crop_flip, to_unit_float
 from common.results import metric, print_metrics
 from common.summary import count_parameters, format_layer_table, layer_table
-from common.training import atomic_save, classification_step, describe_device, evaluate, fit, load_weights
+from common.training import TestCurve, atomic_save, classification_step, evaluate, fit, load_weights
 from CNN.resnet.model import SHORTCUTS, TABLE6, CifarResNet
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -49,12 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--n-val", type=int, default=0,
                    help="training images held out for validation (the END of the training set); the paper "
                         "chose on a 45k/5k split (5000) and reports the model trained on all 50k (0)")
-    p.add_argument("--no-amp", dest="amp", action="store_false",
-                   help="fp32 throughout (default: bf16 autocast, the fast path on AMX CPUs and GPUs)")
     p.add_argument("--no-channels-last", action="store_true", help="NCHW memory layout (slower)")
     p.add_argument("--evaluate", type=Path, default=None, metavar="MODEL_PT",
                    help="only evaluate a saved state_dict (of --depth/--plain/--shortcut) on the test set")
-    p.set_defaults(amp=True)
     p.epilog = ("Output: results/ for ResNet-20 with option A, else results/<arch> (e.g. results/resnet56, "
                 "results/plain20, results/resnet20-B), unless --out is given.")
     args = p.parse_args(argv)
@@ -77,18 +74,6 @@ def build_model(args) -> CifarResNet:
 
 def model_kwargs(model: CifarResNet, args) -> dict:
     return {"n": model.n, "shortcut": args.shortcut, "plain": args.plain}
-
-
-class TestCurve:
-    """An ``on_epoch_end`` hook: the test loss and error after every epoch, for the curves of Fig. 6 only.
-    Nothing is chosen on them: the schedule is fixed and the model after the last epoch is the one reported."""
-
-    def __init__(self, model, loader, step, device, amp: bool):
-        self.model, self.loader, self.step, self.device, self.amp = model, loader, step, device, amp
-
-    def __call__(self, history: list[dict]) -> None:
-        test = evaluate(self.model, self.loader, self.step, self.device, self.amp)
-        history[-1].update({f"test_{k}": v for k, v in test.items()})
 
 
 def plot_fig6(history: list[dict], path: Path, batches_per_epoch: int, label: str) -> None:
@@ -158,7 +143,7 @@ def train(r: Run) -> int:
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
     print(f"{arch_name(args)}: {count_parameters(model):,} parameters; training on {len(data.train_y)} images "
           f"({len(loaders.train)} batches an epoch, {epochs * len(loaders.train):,} iterations, lr / 10 after "
-          f"epochs {milestones}); device {describe_device(device)}, bf16 autocast {'on' if args.amp else 'off'}")
+          f"epochs {milestones}); {r.precision}")
     history = fit(model, optimizer, step, loaders.train, epochs=epochs, val_loader=loaders.val, scheduler=scheduler,
                   device=device, amp=args.amp, out=r.out, resume=r.resumes(),
                   on_epoch_end=TestCurve(model, loaders.test, step, device, args.amp),

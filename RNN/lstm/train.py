@@ -62,9 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         if action.dest in ("data_dir", "epochs", "batch_size", "amp"):
             action.help = argparse.SUPPRESS
     args = p.parse_args(argv)
-    if args.epochs != 1 or args.batch_size != 1 or args.amp:
+    if args.epochs != 1 or args.batch_size != 1 or args.amp != "auto":
         p.error("--epochs, --batch-size and --amp do not apply: the paper trains online, one sequence per update, "
                 "until its stopping rule (other settings: RNN/lstm/experiments/)")
+    args.amp = "off"                        # fp32: the 1997 cell's online updates are not autocast
     if args.T < 10:
         p.error(f"--T must be at least 10 (the first marker is one of the first ten pairs), got {args.T}")
     return sizes(args)

@@ -31,7 +31,7 @@ from common.results import metric, print_metrics
 from common.summary import count_parameters
 from common.text import Vocabulary, batchify, load_ptb, n_windows, windows
 from common.fileio import UserError
-from common.training import atomic_save, autocast, clipped_update, describe_device, fit, load_weights
+from common.training import atomic_save, autocast, clipped_update, fit, load_weights
 from RNN.rnn_regularization.model import SIZES, RegularizedLSTM, detach
 
 PAPER_DIR = Path(__file__).resolve().parent
@@ -160,7 +160,7 @@ def train(r: Run) -> int:
         saved = args.evaluate.parent / "vocab.json"
         if saved.exists() and Vocabulary.load(saved).words != vocab.words:
             raise UserError(f"{saved} is not the vocabulary of ptb.train.txt; {evaluate_fix(args)}")
-        ppl = stream_perplexity(model, streams["test"], device)
+        ppl = stream_perplexity(model, streams["test"], device, args.amp)   # as the run measured it
         print(f"test perplexity {ppl:.2f} on {len(streams['test']):,} words ({args.evaluate})")
         return 0
 
@@ -173,7 +173,7 @@ def train(r: Run) -> int:
     print(f"{args.size}: {count_parameters(model):,} parameters, vocabulary {len(vocab):,}; "
           f"{len(streams['train']):,} training words as {args.batch_size} columns of {len(train_columns):,}, "
           f"{len(loader):,} windows of {args.steps} steps an epoch; dropout {args.dropout}, clip {args.clip}; "
-          f"device {describe_device(device)}, bf16 autocast {'on' if args.amp else 'off'}")
+          f"{r.precision}")
     history = fit(model, optimizer, CarriedState(), loader, epochs=args.epochs,
                   val_loader=Windows(val_columns, args.steps), scheduler=scheduler, device=device, amp=args.amp,
                   out=r.out, resume=r.resumes(), curve_keys=("ppl",), update=clipped_update(args.clip),
@@ -208,7 +208,7 @@ def train(r: Run) -> int:
 
 
 def main(argv=None) -> int:
-    return run(train, parse_args(argv), PAPER_DIR)
+    return run(train, parse_args(argv), PAPER_DIR, needs_native_bf16=True)   # nn.LSTM: no emulated bf16 kernel
 
 
 if __name__ == "__main__":
