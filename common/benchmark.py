@@ -7,9 +7,13 @@ one slice each per round, so that drifts in machine load hit all of them alike; 
 
 from __future__ import annotations
 
+import pickle
 import statistics
+import time
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Iterable, Protocol
+
+import torch
 
 from common.fileio import atomic_target
 
@@ -55,3 +59,67 @@ def rates(pipelines: dict[str, Pipeline], items: int, unit: str, report: Report,
         spread = ", ".join(f"{items / t:,.0f}" for t in pipe.times)
         report.say(f"{name:<{width}}{out[name]:>10,.0f} {unit}/s   (slices: {spread})")
     return out
+
+
+# --------------------------------------------------------------------------- the usual CIFAR-10 pipeline
+
+
+def write_python_version(x: torch.Tensor, y: torch.Tensor, root: Path, classes: Iterable[str]) -> Path:
+    """Training images in the layout of ``cifar-10-python.tar.gz`` (five pickled batches + meta) under ``root``,
+    so that torchvision's own ``CIFAR10`` class reads them (the mirror holds the binary version)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    flat = x.reshape(len(x), -1).numpy()
+    for i, part in enumerate(torch.arange(len(x)).chunk(5), start=1):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump({"data": flat[part.numpy()], "labels": y[part].tolist()}, f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": list(classes)}, f)
+    return root
+
+
+def usual_cifar10(root: Path, transform):
+    """torchvision's ``CIFAR10`` training set of :func:`write_python_version`'s files, handing out PIL images
+    through ``transform``: what most training scripts use."""
+    from torchvision import datasets
+
+    class CIFAR10(datasets.CIFAR10):
+        # our own files: torchvision's md5 sums are those of the original archive (None = only check they exist)
+        train_list = [(name, None) for name, _ in datasets.CIFAR10.train_list]
+        test_list = []      # only the training images are read here
+        meta = {**datasets.CIFAR10.meta, "md5": None}
+
+    return CIFAR10(str(root), train=True, transform=transform, download=False)
+
+
+def endless(loader):
+    while True:
+        yield from loader
+
+
+class TrainingPipeline:
+    """One way of training, for :func:`time_interleaved`: a stream of (images, labels) batches, a model and its
+    optimiser, the step's memory layout and precision, and the loss."""
+
+    def __init__(self, batches, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
+                 channels_last: bool, amp: bool, loss_fn: Callable = torch.nn.functional.cross_entropy):
+        from common.training import autocast
+
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.optimizer, self.loss_fn, self.autocast = optimizer, loss_fn, lambda: autocast(device, amp)
+        self.batches, self.device, self.times = batches, device, []
+
+    def train(self, n_batches: int) -> float:
+        """Seconds to train on ``n_batches`` batches (synchronised with the device at the end)."""
+        t0 = time.perf_counter()
+        for _ in range(n_batches):
+            x, y = next(self.batches)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self.autocast():
+                loss = self.loss_fn(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0

@@ -164,8 +164,9 @@ def reproduce_command(command: str) -> str:
         if name in LOCATION_FLAGS:
             i += 1 + (LOCATION_FLAGS[name] if "=" not in words[i] else 0)
             continue
-        if words[i] in ("--amp", "--amp=auto"):
-            i += 1 + (i + 1 < len(words) and words[i + 1] == "auto")
+        following = words[i + 1] if i + 1 < len(words) else None
+        if words[i] == "--amp=auto" or (words[i] == "--amp" and following not in ("on", "off")):
+            i += 1 + (words[i] == "--amp" and following == "auto")
             continue
         kept.append(words[i])
         i += 1

@@ -30,81 +30,38 @@ ratios. What it prints also goes to CNN/resnet/results/experiments/benchmark/<de
 from __future__ import annotations
 
 import argparse
-import pickle
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from common.benchmark import Report, rates, time_interleaved
+from common.benchmark import (Report, TrainingPipeline, endless, rates, time_interleaved, usual_cifar10,
+                              write_python_version)
 from common.cli import positive_int
 from common.data import CIFAR10_CLASSES, channel_stats, image_loaders, load_cifar10, random_crop_flip
-from common.training import autocast, describe_device, native_bf16, resolve_device, seed_everything
+from common.training import describe_device, native_bf16, resolve_device, seed_everything
 from CNN.resnet.model import CifarResNet
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "benchmark"
 BATCH, LR, MOMENTUM, WEIGHT_DECAY = 128, 0.1, 0.9, 1e-4   # train.py's defaults (Sec. 4.2)
 
 
-def write_python_version(x: torch.Tensor, y: torch.Tensor, root: Path) -> Path:
-    """The training images in the layout of ``cifar-10-python.tar.gz`` (five pickled batches + meta)."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    flat = x.reshape(len(x), -1).numpy()
-    for i, part in enumerate(torch.arange(len(x)).chunk(5), start=1):
-        with open(folder / f"data_batch_{i}", "wb") as f:
-            pickle.dump({"data": flat[part.numpy()], "labels": y[part].tolist()}, f)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": list(CIFAR10_CLASSES)}, f)
-    return root
-
-
 def usual_dataset(root: Path, mean, std):
-    from torchvision import datasets, transforms
+    from torchvision import transforms
 
-    class CIFAR10(datasets.CIFAR10):
-        # our own files: torchvision's md5 sums are those of the original archive (None = only check they exist)
-        train_list = [(name, None) for name, _ in datasets.CIFAR10.train_list]
-        test_list = []      # only the training images are read here
-        meta = {**datasets.CIFAR10.meta, "md5": None}
-
-    transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-                                    transforms.ToTensor(), transforms.Normalize(mean, std)])
-    return CIFAR10(str(root), train=True, transform=transform, download=False)
+    return usual_cifar10(root, transforms.Compose([transforms.RandomCrop(32, padding=4),
+                                                   transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+                                                   transforms.Normalize(mean, std)]))
 
 
-def endless(loader):
-    while True:
-        yield from loader
-
-
-class Pipeline:
-    """One way of training: batches, a model and optimiser, the step's memory layout and precision."""
+class Pipeline(TrainingPipeline):
+    """ResNet-20 with train.py's optimiser, fed by ``batches``, in the given memory layout and precision."""
 
     def __init__(self, batches, device, channels_last: bool, amp: bool):
         seed_everything(0)
-        self.model = CifarResNet(3).to(device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
-        self.batches, self.device, self.amp, self.times = batches, device, amp, []
-
-    def train(self, n_batches: int) -> float:
-        """Seconds to train on ``n_batches`` batches (synchronised with the device at the end)."""
-        t0 = time.perf_counter()
-        for _ in range(n_batches):
-            x, y = next(self.batches)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with autocast(self.device, self.amp):
-                loss = F.cross_entropy(self.model(x), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+        model = CifarResNet(3).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+        super().__init__(batches, model, optimizer, device, channels_last=channels_last, amp=amp)
 
 
 def main(argv=None) -> int:
@@ -121,7 +78,8 @@ def main(argv=None) -> int:
     data = load_cifar10(args.data_dir, n_val=0)
     mean, std = (s.tolist() for s in channel_stats(data.train_x))
     tmp = tempfile.TemporaryDirectory()
-    dataset = usual_dataset(write_python_version(data.train_x, data.train_y, Path(tmp.name)), mean, std)
+    root = write_python_version(data.train_x, data.train_y, Path(tmp.name), CIFAR10_CLASSES)
+    dataset = usual_dataset(root, mean, std)
     pipelines: dict[str, Pipeline] = {}
     for w in args.workers:
         loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=w,
