@@ -23,7 +23,7 @@ from common.data import REPO_ROOT
 from common.training import write_json
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-FAMILIES = ("CNN", "RNN", "AutoEncoders", "GANs")
+FAMILIES = ("CNN", "RNN", "AutoEncoders", "GANs", "Transformers")
 
 
 def metric(name: str, ours: float, *, paper: float, band: tuple[float, float | None], split: str = "test",
