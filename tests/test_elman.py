@@ -185,27 +185,3 @@ def test_full_bptt_option_passes_error_back_in_time():
     out, _ = model(x)
     out[-1].sum().backward()
     assert x.grad[:-1].abs().sum() > 0
-
-
-def test_shipped_models_reproduce_their_metrics():
-    """results/{xor,letters}/model.pt, run afresh on the test streams train.py uses, give the errors that
-    results/metrics.json reports."""
-    from pathlib import Path
-
-    results = Path(train.__file__).parent / "results"
-    record = json.loads((results / "metrics.json").read_text())
-    assert record["quick"] is False and record["model"]["weights"] == "letters/model.pt"
-    for task, sizes in PAPER_SIZES.items():
-        model = SRN(*sizes)
-        model.load_state_dict(load_checkpoint(results / task / "model.pt"))
-        summary = record["tasks"][task]
-        stream, letters = train.make_stream(task, train.TEST_UNITS[task],
-                                            torch.Generator().manual_seed(10_000 + record["seed"]))
-        assert len(stream) == summary["test_length"]
-        errors = train.step_errors(model, stream)
-        if task == "xor":
-            assert train.xor_phase_rms(errors).tolist() == pytest.approx(summary["rms_by_phase"], abs=1e-6)
-        else:
-            r = train.letter_rms(errors, letters)
-            assert r["vowel_rms"] == pytest.approx(summary["vowel_rms"], abs=1e-6)
-            assert r["consonant_rms"] == pytest.approx(summary["consonant_rms"], abs=1e-6)

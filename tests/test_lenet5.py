@@ -141,17 +141,6 @@ def test_missing_data_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_shipped_model_reproduces_its_metrics(mnist_root, capsys):
-    """results/model.pt, evaluated afresh, gives exactly the test error in results/metrics.json."""
-    results = PAPER_DIR / "results"
-    if not (results / "metrics.json").exists():
-        pytest.skip("no full run committed yet")
-    record = json.loads((results / "metrics.json").read_text())
-    assert record["quick"] is False and record["epochs"] >= 1
-    assert train.main(["--evaluate", str(results / "model.pt"), "--data-dir", str(mnist_root)]) == 0
-    assert f"test error {record['metrics'][0]['ours']:.2f}%" in capsys.readouterr().out
-
-
 def test_no_progress_prints_a_line_per_epoch(mnist_root, tmp_path, capsys):
     assert train.main(["--quick", "--epochs", "2", "--data-dir", str(mnist_root), "--out", str(tmp_path),
                        "--no-progress"]) == 0

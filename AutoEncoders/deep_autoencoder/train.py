@@ -268,6 +268,25 @@ def train(r: Run) -> int:
     return 0
 
 
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: the shipped autoencoder's test reconstruction error, and PCA's refitted on the
+    same training images (both deterministic up to float rounding)."""
+    from common.verify import Check, claimed, rebuild
+
+    model = rebuild(record, results)
+    data = load_mnist(n_val=record["hyperparameters"]["n_val"])
+    test_x = flat_pixels(data.test_x)
+    test = evaluate(model, TensorLoader(data.test_x, batch_size=1000, transform=flat_pixels), reconstruction_step,
+                    torch.device("cpu"))
+    k = model.layers[-1]
+    pca = PCA(flat_pixels(data.train_x), k)
+    pca_err = squared_error_per_image(test_x, pca.reconstruct(test_x)).mean().item()
+    return [Check("test_sq_err", claimed(record, "test_sq_err"), test["sq_err"], 1e-3,
+                  "the 10,000 MNIST test images, fp32"),
+            Check(f"pca{k}_test_sq_err", claimed(record, f"pca{k}_test_sq_err"), pca_err, 1e-3,
+                  f"PCA refitted on the {len(data.train_x):,} training images")]
+
+
 def main(argv=None) -> int:
     return run(train, parse_args(argv), PAPER_DIR)
 

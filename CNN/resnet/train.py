@@ -174,6 +174,22 @@ def train(r: Run) -> int:
     return 0
 
 
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: the shipped model on the 10,000 test images (fp32, as the run measured it:
+    exact), and its parameter count."""
+    from common.data import TensorLoader, unit_float
+    from common.verify import Check, claimed, rebuild
+
+    model = rebuild(record, results)
+    data = load_cifar10(n_val=0)
+    test = evaluate(model, TensorLoader(data.test_x, data.test_y, batch_size=1000, transform=unit_float()),
+                    classification_step(F.cross_entropy), torch.device("cpu"))
+    return [Check("test_error_pct", claimed(record, "test_error_pct"), test["error_pct"], 0.005,
+                  "the 10,000 CIFAR-10 test images, fp32"),
+            Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
+                  "counted")]
+
+
 def main(argv=None) -> int:
     return run(train, parse_args(argv), PAPER_DIR)
 

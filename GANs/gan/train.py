@@ -201,6 +201,25 @@ def train(r: Run) -> int:
     return 0
 
 
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: Table 1's procedure on the shipped generator: the same 10,000 samples (the
+    run's seed), sigma re-chosen on the first 1,000 validation images, the test images' mean log-likelihood. All
+    10,000 test images: exact up to float rounding; --fast: a fixed random 1,000, within 3 standard errors."""
+    from common.verify import Check, claimed, rebuild
+
+    G = rebuild(record, results)
+    splits = mnist_splits(load_mnist(n_val=10_000), quick=False)
+    if fast:
+        splits["test"] = splits["test"][torch.randperm(len(splits["test"]),
+                                                       generator=torch.Generator().manual_seed(1))[:1000]]
+    report = parzen_report(G, splits, record["samples"], record["seed"])
+    n = len(splits["test"])
+    tolerance = 3 * report["parzen_se"] * math.sqrt(1 - n / 10_000) if fast else 0.01
+    return [Check("parzen_ll", claimed(record, "parzen_ll"), report["parzen_ll"], tolerance,
+                  f"{n:,} test images, {record['samples']:,} samples, sigma {report['parzen_sigma']:.4f} chosen on "
+                  "validation" + ("; tolerance 3 standard errors of the subset mean" if fast else ""))]
+
+
 def main(argv=None) -> int:
     return run(train, parse_args(argv), PAPER_DIR)
 

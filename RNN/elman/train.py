@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from common.cli import Run, base_parser, positive_int, run
 from common.results import metric, print_metrics
 from common.summary import count_parameters
-from common.training import (NonFiniteLossError, atomic_save, restore_checkpoint, resume_checkpoint,
+from common.training import (NonFiniteLossError, atomic_save, load_checkpoint, restore_checkpoint, resume_checkpoint,
                              save_checkpoint, seed_everything, write_json)
 from RNN.elman.model import PAPER_SIZES, SRN
 from RNN.elman.tasks import LETTER_FEATURE_NAMES, ideal_observer_rms, letter_sequence, temporal_xor
@@ -299,6 +299,27 @@ def train(r: Run) -> int:
                                      "loss": "1/2 squared error"})
     print_metrics(metrics, r.out)
     return 0
+
+
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: both shipped networks run afresh over the test streams train.py made (the same
+    seeds), and the three claims computed from their errors as train.py does (deterministic: exact)."""
+    from common.verify import Check, claimed
+
+    errors, letters = {}, None
+    for task, sizes in PAPER_SIZES.items():
+        model = SRN(*sizes)
+        model.load_state_dict(load_checkpoint(results / task / "model.pt"))
+        stream, task_letters = make_stream(task, TEST_UNITS[task],
+                                           torch.Generator().manual_seed(10_000 + record["seed"]))
+        errors[task], letters = step_errors(model, stream), task_letters or letters
+    rms = letter_rms(errors["letters"], letters)
+    how = "the test streams of train.py (same seeds), the shipped networks"
+    return [Check("xor_predictable_below_random", claimed(record, "xor_predictable_below_random"),
+                  xor_contrast(errors["xor"])["ci95"][0], 1e-4, how),
+            Check("letters_vowel_rms", claimed(record, "letters_vowel_rms"), rms["vowel_rms"], 1e-4, how),
+            Check("letters_onset_above_vowel", claimed(record, "letters_onset_above_vowel"),
+                  float(rms["consonant_rms"] > 2 * rms["vowel_rms"]), 0.0, how)]
 
 
 def main(argv=None) -> int:

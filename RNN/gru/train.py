@@ -178,6 +178,28 @@ def train(r: Run) -> int:
     return 0
 
 
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: each shipped unit's network on the JSB Chorales test pieces (fp32,
+    deterministic: equal up to float rounding), and the ordering claim from the re-measured values."""
+    from common.training import load_weights
+    from common.verify import Check, claimed
+
+    test = load_polyphonic(record["dataset"])["test"]
+    loader = TensorLoader(test.data, test.lengths, batch_size=256, transform=torch.Tensor.float)
+    checks, nll = [], {}
+    for unit, r in record["units"].items():
+        model = MusicRNN(unit, n_hidden=r["hidden"])
+        load_weights(model, results / f"{record['dataset']}-{unit}" / "model.pt", torch.device("cpu"),
+                     fix=f"rerun: {record['command']}")
+        nll[unit] = evaluate(model, loader, step, torch.device("cpu"))["loss"]
+        name = f"{record['dataset']}_{unit}_test_nll"
+        checks.append(Check(name, claimed(record, name), nll[unit], 1e-3, f"the {len(test)} test pieces, fp32"))
+    below = float(nll["gru"] < nll["tanh"] and nll["lstm"] < nll["tanh"])
+    checks.append(Check("gru_and_lstm_below_tanh", claimed(record, "gru_and_lstm_below_tanh"), below, 0.0,
+                        "from the three re-measured values"))
+    return checks
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     return run(train, args, PAPER_DIR)

@@ -36,8 +36,8 @@ from common.fileio import UserError
 from common.results import command_line, metric, print_metrics
 from common.training import atomic_save, load_checkpoint
 from RNN.lstm.model import LSTM1997, adding_config, config_dict, reber_config
-from RNN.lstm.trials import (LR, MAX_SEQUENCES, adding_trial, finetune, optimizer_update, reber_trial, run_trials,
-                             sizes, write_record)
+from RNN.lstm.trials import (LR, MAX_SEQUENCES, adding_test, adding_test_set, adding_trial, finetune,
+                             optimizer_update, reber_trial, run_trials, sizes, write_record)
 
 PAPER_DIR = Path(__file__).resolve().parent
 PAPER = "Hochreiter & Schmidhuber 1997, Long Short-Term Memory"
@@ -234,6 +234,29 @@ def train(r: Run) -> int:
                for task in (("adding", "reber") if r.args.task == "all" else (r.args.task,))}
     report(r, records)
     return 0
+
+
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: every adding trial's shipped final weights (results/adding.pt, both variants)
+    on its own 2,560 test sequences, the mean count of wrong ones (deterministic: exact). The Reber claims count
+    solved trials; only one solved trial's weights per variant are shipped, so they are not re-measured here
+    (tests/test_lstm.py checks that those solve their strings)."""
+    from common.verify import Check, claimed
+
+    weights, checks = load_checkpoint(results / "adding.pt"), []
+    for variant, name in (("paper", "adding_T100_1997_mean_test_wrong"),
+                          ("then_adam", "adding_T100_1997_sgd_then_adam_mean_test_wrong")):
+        wrong = []
+        for seed in record["seeds"]:
+            model = LSTM1997(adding_config())
+            model.load_state_dict(weights[f"{variant}/seed{seed}"])
+            wrong.append(adding_test(model, *adding_test_set(2560, 100, seed))["test_wrong"])
+        checks.append(Check(name, claimed(record, name), sum(wrong) / len(wrong), 1e-9,
+                            f"{len(wrong)} trials' final weights, 2,560 test sequences each"))
+    for name in ("reber_1997_trials_solved", "reber_1997_adam_trials_solved"):
+        checks.append(Check(name, claimed(record, name), None, 0.0,
+                            "a count of solved trials; one solved trial's weights per variant are shipped"))
+    return checks
 
 
 def main(argv=None) -> int:

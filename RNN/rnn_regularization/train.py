@@ -207,6 +207,29 @@ def train(r: Run) -> int:
     return 0
 
 
+def verify(results: Path, record: dict, *, fast: bool) -> list:
+    """``python -m common.verify``: the shipped model's perplexity on the whole test stream, read as train.py
+    reads it (batch 1, in the run's precision where this CPU computes it natively, else fp32 with a wider
+    tolerance: bf16 against fp32 moved it by < 0.1, EXPERIMENTS.md). Medium's weights are not shipped."""
+    from common.training import choose_amp
+    from common.verify import Check, claimed, no_weights, rebuild
+
+    if not (results / record["model"]["weights"]).exists():
+        return no_weights(record, results, "over the 20 MB budget")
+    if fast:
+        return [Check("test_ppl", claimed(record, "test_ppl"), None, 0.0,
+                      "skipped with --fast: 82,430 steps at batch 1 take minutes")]
+    model = rebuild(record, results)
+    vocab, streams = load_ptb()
+    if Vocabulary.load(results / "vocab.json").words != vocab.words:
+        raise UserError(f"{results / 'vocab.json'} is not the vocabulary of ptb.train.txt")
+    same_precision = choose_amp("auto", torch.device("cpu")) == record["hyperparameters"]["amp"]
+    amp = record["hyperparameters"]["amp"] and same_precision
+    ppl = stream_perplexity(model, streams["test"], torch.device("cpu"), amp)
+    return [Check("test_ppl", claimed(record, "test_ppl"), ppl, 0.01 if same_precision else 0.2,
+                  f"the {len(streams['test']):,} test words, batch 1, {'bf16' if amp else 'fp32'}")]
+
+
 def main(argv=None) -> int:
     return run(train, parse_args(argv), PAPER_DIR, needs_native_bf16=True)   # nn.LSTM: no emulated bf16 kernel
 
