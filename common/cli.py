@@ -34,8 +34,9 @@ def positive_float(text: str) -> float:
 
 
 def base_parser(description: str, *, epochs: int, batch_size: int, lr: float | None, paper_dir: Path,
-                lr_help: str = "base learning rate") -> argparse.ArgumentParser:
-    """An ArgumentParser with the shared flags; defaults are the paper's setup."""
+                lr_help: str = "base learning rate", amp: bool = True) -> argparse.ArgumentParser:
+    """An ArgumentParser with the shared flags; defaults are the paper's setup. ``amp=False`` for a script whose
+    training never autocasts (it then has no ``--amp`` and records fp32)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=None,
@@ -47,9 +48,10 @@ def base_parser(description: str, *, epochs: int, batch_size: int, lr: float | N
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffling)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="auto = CUDA if available, else CPU")
-    p.add_argument("--amp", nargs="?", const="on", default="auto", choices=AMP_MODES,
-                   help="bf16 autocast: auto = where the device computes bf16 natively (CUDA; a CPU with "
-                        "AVX512-BF16 or AMX), fp32 elsewhere; on (also plain --amp); off = fp32")
+    if amp:
+        p.add_argument("--amp", nargs="?", const="on", default="auto", choices=AMP_MODES,
+                       help="bf16 autocast: auto = where the device computes bf16 natively (CUDA; a CPU with "
+                            "AVX512-BF16 or AMX), fp32 elsewhere; on (also plain --amp); off = fp32")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out: finished parts are kept, the interrupted one "
                         "continues from its checkpoint.pt (an error when there is none)")

@@ -1,8 +1,9 @@
 """``results/metrics.json`` of each paper, and the README tables generated from them.
 
 Run ``python -m common.results`` to rewrite every table (the top README's and each paper
-README's, between ``<!-- results:begin -->`` and ``<!-- results:end -->``) from the committed
-metrics files; ``python -m common.results --check`` exits 1 when a table is out of date.
+README's, between ``<!-- results:begin -->`` and ``<!-- results:end -->``, and the cross-paper page
+COMPARISONS.md, :mod:`common.comparisons`) from the committed metrics files;
+``python -m common.results --check`` exits 1 when a table is out of date.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import argparse
 import datetime as _dt
 import inspect
 import json
+import math
 import platform
 import re
 import subprocess
@@ -31,9 +33,18 @@ def metric(name: str, ours: float, *, paper: float, band: tuple[float, float | N
     """One checked number: ``passed`` is computed here, never typed in. ``band=(lo, None)``: at least lo.
     ``claim`` says in words what the number is (the headline table shows it), e.g. "MNIST test error, %"."""
     lo, hi = band
-    return {"name": name, "split": split, "paper": paper, "band": [lo, hi], "ours": round(float(ours), 4),
+    return {"name": name, "split": split, "paper": paper, "band": [lo, hi], "ours": rounded(ours),
             "passed": bool(lo <= ours and (hi is None or ours <= hi)), **({"claim": claim} if claim else {}),
             **extra}
+
+
+def rounded(x: float) -> float:
+    """``x`` to 4 decimals, or to 4 significant digits when it is smaller than 0.001 (a loss of 5.8e-5 stays
+    5.8e-5 instead of becoming 0.0001)."""
+    x = float(x)
+    if x == 0 or not math.isfinite(x) or abs(x) >= 1e-3:
+        return round(x, 4)
+    return round(x, 3 - math.floor(math.log10(abs(x))))
 
 
 def git_commit() -> str:
@@ -152,11 +163,19 @@ def paper_table(record: dict) -> str:
 LOCATION_FLAGS = {"--data-dir": 1, "--out": 1, "--no-progress": 0, "--resume": 0}
 
 
-def reproduce_command(command: str) -> str:
+def fp32_by_flag(record: dict) -> bool:
+    """The run trained in fp32 where ``--amp`` was a choice: recorded as ``fp32 (--amp ...)`` (runs since
+    ``--amp auto|on|off``) or ``hyperparameters.amp`` false (runs before it, when fp32 was the default)."""
+    return (str(record.get("precision", "")).startswith("fp32 (--amp")
+            or record.get("hyperparameters", {}).get("amp") is False)
+
+
+def reproduce_command(command: str, record: dict | None = None) -> str:
     """The recorded command without :data:`LOCATION_FLAGS` (the same run, from a fresh clone), and without a bare
     ``--amp`` or ``--amp auto``: runs recorded before ``--amp auto|on|off`` asked for bf16 with a bare ``--amp`` on
     CPUs that compute it natively, which is what the default ``auto`` now picks there (and fp32 where bf16 would
-    be emulated)."""
+    be emulated). A run of ``record`` that trained in fp32 (:func:`fp32_by_flag`) gets ``--amp off``: ``auto``
+    would pick bf16 on such a CPU."""
     words, kept = command.split(), []
     i = 0
     while i < len(words):
@@ -170,6 +189,8 @@ def reproduce_command(command: str) -> str:
             continue
         kept.append(words[i])
         i += 1
+    if record is not None and fp32_by_flag(record) and not any(w.split("=")[0] == "--amp" for w in kept):
+        kept += ["--amp", "off"]
     return " ".join(kept)
 
 
@@ -184,7 +205,7 @@ def top_table(records: dict[str, list[tuple[str | None, dict]]]) -> str:
                 time_s = m.get("training_time_s", rec.get("training_time_s", rec["wall_time_s"]))
                 rows.append(f"| [{name}]({folder}/README.md) | {claim} | {_fmt(m['paper'])} | "
                             f"{_band(m['band'])} | **{_fmt(m['ours'])}** | {'yes' if m['passed'] else 'NO'} | "
-                            f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'])}` |")
+                            f"{_minutes(time_s)} | {rec['device']} | `{reproduce_command(rec['command'], rec)}` |")
     return "\n".join(rows)
 
 
@@ -225,14 +246,15 @@ def replace_block(text: str, table: str, begin: str = BEGIN, end: str = END) -> 
 
 
 def render(root: Path = REPO_ROOT) -> dict[Path, str]:
-    """The new text of every README that holds a results block."""
+    """The new text of every README that holds a results block (or a perf block with a perf.json to fill it)."""
     records = find_records(root)
     out = {root / "README.md": replace_block((root / "README.md").read_text(), top_table(records))}
     for folder, runs in records.items():
         readme = root / folder / "README.md"
         if readme.exists():
             out[readme] = replace_block(readme.read_text(), runs_table(runs))
-    return out
+    from common.perf import fill_perf_blocks    # each card's perf block, from its perf.json (imports this module)
+    return fill_perf_blocks(root, out)
 
 
 def stale_readmes(root: Path = REPO_ROOT) -> list[Path]:
@@ -244,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only report out-of-date tables (exit 1 if any)")
     args = p.parse_args(argv)
+    from common import comparisons     # the cross-paper page, made from the same files (it imports this module)
+
     if args.check:
-        stale = stale_readmes()
+        stale = stale_readmes() + ([REPO_ROOT / comparisons.PAGE] if comparisons.stale(REPO_ROOT) else [])
         for path in stale:
             print(f"out of date: {path.relative_to(REPO_ROOT)} (run: python -m common.results)")
         return 1 if stale else 0
@@ -253,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         if path.read_text() != text:
             path.write_text(text)
             print(f"updated {path.relative_to(REPO_ROOT)}")
+    if comparisons.write(REPO_ROOT):
+        print(f"updated {comparisons.PAGE}")
     return 0
 
 

@@ -102,6 +102,17 @@ def test_reproduce_command_drops_location_flags_and_the_default_precision():
     assert results.reproduce_command("python a.py --amp on") == "python a.py --amp on"
 
 
+def test_an_fp32_run_is_reproduced_with_amp_off():
+    """auto would pick bf16 on a CPU that computes it natively: a run that trained in fp32 by choice says so."""
+    before = {"hyperparameters": {"amp": False}}                       # recorded before --amp auto|on|off
+    since = {"precision": "fp32 (--amp auto: AVX2)"}
+    assert results.reproduce_command("python a.py --resume", before) == "python a.py --amp off"
+    assert results.reproduce_command("python a.py", since) == "python a.py --amp off"
+    assert results.reproduce_command("python a.py --amp off", since) == "python a.py --amp off"
+    assert results.reproduce_command("python a.py", {"precision": "fp32"}) == "python a.py"     # no --amp flag
+    assert results.reproduce_command("python a.py --amp", {"precision": "bf16 autocast (--amp on)"}) == "python a.py"
+
+
 def test_model_spec_comes_from_the_object():
     from torch import nn
 

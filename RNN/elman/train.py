@@ -48,7 +48,8 @@ REPORT_EVERY = 20   # passes between checkpoints and log lines
 def parse_args(argv=None):
     p = base_parser(__doc__.split("\n")[0], epochs=None, batch_size=1, lr=0.3, paper_dir=PAPER_DIR,
                     lr_help="learning rate of the online updates (the paper states none; 0.3 was chosen on "
-                            "validation streams, results/lr_selection.json)")
+                            "validation streams, results/lr_selection.json)",
+                    amp=False)                  # fp32: online updates of a tiny network
     p.set_defaults(epochs=None)
     p.add_argument("--task", choices=("xor", "letters", "all"), default="all",
                    help="Sec. 2 (temporal XOR), Sec. 3 (letter sequences), or both")

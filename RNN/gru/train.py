@@ -42,7 +42,8 @@ DEFAULT_LR = {"tanh": 1.25e-4, "lstm": 1.25e-4, "gru": 2.5e-4}
 
 def parse_args(argv=None):
     p = base_parser(__doc__.split("\n")[0], epochs=300, batch_size=1, lr=None, paper_dir=PAPER_DIR,
-                    lr_help=f"RMSProp learning rate; None = per unit {DEFAULT_LR} (chosen on JSB's validation split)")
+                    lr_help=f"RMSProp learning rate; None = per unit {DEFAULT_LR} (chosen on JSB's validation split)",
+                    amp=False)                  # fp32: the recurrences are not autocast
     p.add_argument("--unit", choices=UNITS + ("all",), default="all", help="recurrent unit; all = the three")
     p.add_argument("--dataset", choices=sorted(POLYPHONIC), default="jsb",
                    help="music set of Boulanger-Lewandowski et al. (2012)")

@@ -62,7 +62,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         if action.dest in ("data_dir", "epochs", "batch_size", "amp"):
             action.help = argparse.SUPPRESS
     args = p.parse_args(argv)
-    if args.epochs != 1 or args.batch_size != 1 or args.amp != "auto":
+    if args.epochs != 1 or args.batch_size != 1 or args.amp not in ("auto", "off"):
         p.error("--epochs, --batch-size and --amp do not apply: the paper trains online, one sequence per update, "
                 "until its stopping rule (other settings: RNN/lstm/experiments/)")
     args.amp = "off"                        # fp32: the 1997 cell's online updates are not autocast
