@@ -11,8 +11,13 @@ cross-entropies). G descends log(1 - D(G(z))) in the minimax game (:func:`genera
 paper recommends, and the code uses, maximising log D(G(z)) instead, which gives the same fixed point and
 much stronger gradients early in learning (Sec. 3, :func:`generator_loss`).
 
-G: 100 uniform noise dimensions -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid. D: maxout 240 units x 5 pieces ->
+G: 100 noise dimensions -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid. D: maxout 240 units x 5 pieces ->
 maxout 240 x 5 -> 1 sigmoid, with dropout on its inputs (keep 0.8 for the image, 0.5 for the hidden layers).
+
+The noise p_z (the paper does not name it): ``"uniform"`` on [-sqrt 3, sqrt 3] (zero mean, unit variance), as the
+published ``mnist.yaml`` of 9 June 2014 has it (``noise: "uniform"``), or ``"gaussian"``, N(0, I), the default of
+the authors' ``Generator`` class (``noise = "gaussian"``) and the only noise their code had before 3 June 2014
+(EXPERIMENTS.md, "Issue 42"). The default here is the published yaml's.
 """
 
 from __future__ import annotations
@@ -25,14 +30,20 @@ from torch import nn
 
 NOISE_DIM = 100
 IMAGE = (1, 28, 28)
+NOISES = ("uniform", "gaussian")    # p_z: uniform on [-sqrt 3, sqrt 3], or N(0, I); both zero mean, unit variance
 
 
 class Generator(nn.Module):
-    """z (100, uniform on [-sqrt 3, sqrt 3]: zero mean, unit variance) -> an image in [0, 1]."""
+    """z (100 dims; ``noise``: uniform on [-sqrt 3, sqrt 3] or N(0, I), both zero mean, unit variance) -> an
+    image in [0, 1]. The noise is part of the model (it is not in the state_dict): a saved generator is rebuilt
+    with the ``noise`` it was trained with (metrics.json's ``model.kwargs``)."""
 
-    def __init__(self, noise_dim: int = NOISE_DIM, hidden: int = 1200, x_dim: int = 784, init_range: float = 0.05):
+    def __init__(self, noise_dim: int = NOISE_DIM, hidden: int = 1200, x_dim: int = 784, init_range: float = 0.05,
+                 noise: str = "uniform"):
         super().__init__()
-        self.noise_dim = noise_dim
+        if noise not in NOISES:
+            raise ValueError(f"noise must be one of {NOISES}, got {noise!r}")
+        self.noise_dim, self.noise_kind = noise_dim, noise
         self.net = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
                                  nn.Linear(hidden, x_dim))
         for m in self.net:   # mnist.yaml: irange .05 (uniform weights), zero biases
@@ -48,9 +59,15 @@ class Generator(nn.Module):
             self.net[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of z from p_z (on the CPU from ``generator`` or the global stream, then moved to G's device)."""
         device = self.net[0].weight.device
+        if self.noise_kind == "gaussian":      # the authors' get_noise: theano_rng.normal(size=size)
+            return torch.randn(n, self.noise_dim, generator=generator).to(device)
         u = torch.rand(n, self.noise_dim, generator=generator).to(device)
-        return (2 * u - 1) * math.sqrt(3)
+        return (2 * u - 1) * math.sqrt(3)      # theano_rng.uniform(low=-np.sqrt(3), high=np.sqrt(3))
+
+    def extra_repr(self) -> str:
+        return f"noise={self.noise_kind}"
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of the pixels (the sigmoid is applied by :meth:`images` and :meth:`sample`)."""
