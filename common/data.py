@@ -126,6 +126,29 @@ _PTB_SHA256 = {
 DATASETS["ptb"] = tuple(DataFile(f"PennTreebank/ptb.{s}.txt", sha, tuple(u + f"ptb.{s}.txt" for u in _PTB_URLS))
                         for s, sha in _PTB_SHA256.items())
 
+# Multi30k task 1, English-German, after a joint BPE of 10,000 merges (``code``: subword-nmt's merges file), as the
+# Transformer baseline of Wu, Kong, Bi, Li & Kao (ACL 2021, "Good for Misconceived Reasons") was trained on: their
+# repository's data/multi30k-en-de/ at commit dc368d0 (the mirror's copies have the same git blob ids). test.2016 is
+# test_2016_flickr, test.2017 test_2017_flickr, test.coco test_2017_mscoco; removing "@@ " gives the dataset's
+# lowercased Moses-tokenised files line for line (the BLEU references).
+_MULTI30K_BPE_URL = ("https://raw.githubusercontent.com/LividWo/Revisit-MMT/"
+                     "dc368d0af8d60270b8f4aaa2f3ac58771c551da3/data/multi30k-en-de/")
+_MULTI30K_BPE_SHA256 = {
+    "code": "5b545f318e49f24367c7399019c9aeb5e3720b6379a08f887c2792af71c37f2a",
+    "train.en": "0ffe3e3bac16e6aa33ef0dd6a7dca81587479b0d18dff0db2a92ac3f32b00c86",
+    "train.de": "b2c74def7ec129f7ea7023a51501c77174c377ef06c6ccc2f031adcfb5cfadbd",
+    "valid.en": "193d0d18fef5d1bc9d1cddafa13a644de3c5d6a24b45ac44476dcc5e96bfac6e",
+    "valid.de": "eeb95680d6a06eafb13e3494eed9f9fa99783b892f4a3c72dd36e7ce2e000b68",
+    "test.2016.en": "13b5fe3f92f78c54446d66afcaaa0a00a33ab653a8411f16812c9c5ca3795d6d",
+    "test.2016.de": "375c20d50f4c486149a78dfcfb161a430a04ddabe2b7d150f0c7811dc455ac60",
+    "test.2017.en": "5252390a58d57bce8d6a69a973e4908e98c7b70d3fc7ccc9c3963747ae8b177d",
+    "test.2017.de": "9deefbe5705b60c3b5a790146e232b411a0da0420fd194ed6f6ad3a2674340a0",
+    "test.coco.en": "82d825317109d12260cfd637a23d2bf7c564308546f56e341047b2067c0dba8b",
+    "test.coco.de": "5cfc9d5e6511565c53c390598d7a69d14dd302c1a374a16c56959224c5a54d99",
+}
+DATASETS["multi30k_bpe"] = tuple(DataFile(f"multi30k/bpe10k-en-de/{f}", sha, (_MULTI30K_BPE_URL + f,))
+                                 for f, sha in _MULTI30K_BPE_SHA256.items())
+
 for _name, (_pickle, _psha, _mat, _msha) in POLYPHONIC.items():
     DATASETS[f"{_name}-pickle"] = (DataFile(f"polyphonic/{_pickle}", _psha, ()),)
     DATASETS[f"{_name}-mat"] = (DataFile(f"polyphonic/{_mat}", _msha, (_TCN + _mat,)),)

@@ -99,3 +99,8 @@ def cpu_bf16(request, monkeypatch):
     monkeypatch.setattr(training, "_cpu_has", lambda feature: native and feature in ("avx512_bf16", "amx_tile"))
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512" if native else "AVX2")
     return native
+
+
+@pytest.fixture(scope="session")
+def multi30k_root(tmp_path_factory) -> Path:
+    return fresh_root(tmp_path_factory, "multi30k_bpe")

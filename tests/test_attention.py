@@ -50,3 +50,48 @@ def test_causal_attention_never_reads_a_later_position():
 def test_heads_must_divide_the_width():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(30, 4)
+
+
+def test_key_and_value_sizes_other_than_width_over_heads():
+    """Table 3 rows A-C: h heads of d_k, d_v chosen freely; the output keeps the width d_model."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4, d_k=8, d_v=16).eval()
+    assert mha.W_Q.weight.shape == (32, 32) and mha.W_K.weight.shape == (32, 32)
+    assert mha.W_V.weight.shape == (64, 32) and mha.W_O.weight.shape == (32, 64)
+    x, memory = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
+    Q = mha.W_Q(x).view(2, 5, 4, 8).transpose(1, 2)
+    K = mha.W_K(memory).view(2, 7, 4, 8).transpose(1, 2)
+    V = mha.W_V(memory).view(2, 7, 4, 16).transpose(1, 2)
+    heads = F.scaled_dot_product_attention(Q, K, V)
+    torch.testing.assert_close(mha(x, memory), mha.W_O(heads.transpose(1, 2).reshape(2, 5, 64)))
+    MultiHeadAttention(30, 4, d_k=8, d_v=8)                       # no divisibility needed when the sizes are given
+
+
+def test_causal_mask_with_cached_positions():
+    assert causal_mask(2, past=3).tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+    assert torch.equal(causal_mask(4), torch.ones(4, 4, dtype=torch.bool).tril())
+
+
+@pytest.mark.parametrize("chunks", [[1] * 6, [3, 1, 2]])
+def test_incremental_attention_equals_the_full_pass(chunks):
+    """Self-attention fed a few positions at a time from a KeyValueCache, and cross-attention over a memory
+    projected once, give the full causal pass's outputs at every position."""
+    from common.attention import KeyValueCache
+
+    torch.manual_seed(0)
+    self_attn, cross_attn = MultiHeadAttention(16, 2, d_k=4).eval(), MultiHeadAttention(16, 2).eval()
+    x, memory = torch.randn(3, 6, 16), torch.randn(3, 5, 16)
+    source_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)[:, None, None]
+    full_self, full_cross = self_attn(x, mask=causal_mask(6)), cross_attn(x, memory, mask=source_mask)
+    self_cache, cross_cache, start, outs = KeyValueCache(), KeyValueCache(), 0, []
+    for n in chunks:
+        piece = x[:, start:start + n]
+        outs.append((self_attn.forward_incremental(piece, self_cache),
+                     cross_attn.forward_incremental(piece, cross_cache, memory, mask=source_mask)))
+        start += n
+    assert len(self_cache) == 6 and len(cross_cache) == 5
+    torch.testing.assert_close(torch.cat([o[0] for o in outs], 1), full_self)
+    torch.testing.assert_close(torch.cat([o[1] for o in outs], 1), full_cross)
+    kept = self_cache.V.clone()
+    self_cache.reorder(torch.tensor([2, 0]))                      # beam search keeps rows by index
+    assert torch.equal(self_cache.V, kept[[2, 0]])
