@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -6,13 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 import common.data
-from CNN.tcn import train
-from CNN.tcn.model import PAPER_SETTINGS, TCN, CausalConv1d
+from CNN.tcn import tasks, train
+from CNN.tcn.model import PAPER_SETTINGS, TASK_SETTINGS, TCN, CausalConv1d, TaskModel, pmnist_permutation
 from common.data import DATASETS, Sequences, load_polyphonic
 from common.summary import count_parameters
 from common.training import load_checkpoint
 from RNN.gru import train as gru_train
-from tests.conftest import require_mirror
+from tests.conftest import one_error_line, require_mirror
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,249 @@ def test_comparison_table_is_generated_from_the_results_files(tmp_path):
     assert "| JSB Chorales | GRU | RNN/gru (Chung et al. 2014's sizes) | 100 | 9.500 | - | 1.0 min | 8.43 |" in text
     assert ("| JSB Chorales | TCN | CNN/tcn (Bai et al. 2018's setting) | 200 | 8.500 | **8.250** | 2.0 min | 8.10 |"
             in text)
+
+
+# --------------------------------------------------------------------------- Sec. 4's stress tests and pixel MNIST
+
+
+def test_adding_problem_inputs_markers_and_answers():
+    x, y = tasks.adding_problem(500, 30, torch.Generator().manual_seed(0))
+    assert x.shape == (500, 30, 2) and y.shape == (500,) and x.dtype == y.dtype == torch.float32
+    values, markers = x[..., 0], x[..., 1]
+    assert 0 <= values.min() and values.max() < 1
+    assert set(markers.unique().tolist()) == {0.0, 1.0} and torch.equal(markers.sum(1), torch.full((500,), 2.0))
+    assert torch.allclose(y, (values * markers).sum(1))                 # the sum of the two marked numbers
+    where = markers.nonzero()[:, 1]
+    assert where.min() == 0 and where.max() == 29                       # anywhere in the sequence (the authors')
+
+
+def test_copy_memory_layout_and_expected_output():
+    T = 25
+    x, y = tasks.copy_memory(64, T, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (64, T + 20)
+    digits = x[:, :10]
+    assert digits.min() >= 1 and digits.max() <= 8                      # 10 digits from 1..8
+    assert (x[:, 10:T + 9] == 0).all() and (x[:, T + 9:] == 9).all()    # T - 1 blanks, then eleven 9s
+    assert (y[:, :T + 10] == 0).all() and torch.equal(y[:, -10:], digits)   # blanks, then the 10 digits again
+    # the authors' copy_memory/utils.py layout, built from the same digits
+    theirs_x = torch.cat([digits, torch.zeros(64, T)[:, :-1].to(x.dtype), torch.full((64, 11), 9, dtype=x.dtype)], 1)
+    theirs_y = torch.cat([torch.zeros(64, 10 + T, dtype=y.dtype), digits], 1)
+    assert torch.equal(x, theirs_x) and torch.equal(y, theirs_y)
+    # remembering nothing: a blank wherever blank, a guess among 8 digits at the end: Table 1's recurrent level
+    assert tasks.copy_memory_zero_guess_loss(1000) == pytest.approx(10 * math.log(8) / 1020) == pytest.approx(0.0204,
+                                                                                                             abs=1e-4)
+
+
+@pytest.mark.parametrize("task", ["adding", "copy"])
+def test_fixed_test_and_validation_sets_whatever_the_seed(task):
+    sizes = {"train": 20, "valid": 10, "test": 10}
+    a, b = tasks.task_splits(task, 15, seed=0, sizes=sizes), tasks.task_splits(task, 15, seed=7, sizes=sizes)
+    for split in ("valid", "test"):
+        assert all(torch.equal(u, v) for u, v in zip(a[split], b[split]))
+    assert not torch.equal(a["train"][0], b["train"][0])                 # the training set follows --seed
+    assert not torch.equal(a["test"][0], a["valid"][0][: len(a["test"][0])])
+    assert a["train"][0].shape[0] == 20 and tasks.SIZES[task]["test"] == 1000
+
+
+def test_pmnist_permutation_is_fixed_by_its_seed():
+    p0 = pmnist_permutation(0)
+    assert torch.equal(p0, pmnist_permutation(0)) and not torch.equal(p0, pmnist_permutation(1))
+    assert torch.equal(p0.sort().values, torch.arange(784))
+    model = TaskModel("pmnist", hidden=4, levels=2, k=2, permutation_seed=3)
+    assert torch.equal(model.permutation, pmnist_permutation(3)) and "permutation" in model.state_dict()
+
+
+def _task_input(task: str, n: int = 3, T: int = 12):
+    if task in ("smnist", "pmnist"):
+        return torch.rand(n, 1, 28, 28)
+    return tasks.make(task, n, T, 0)[0]
+
+
+@pytest.mark.parametrize("arch", ["tcn", "lstm", "gru", "rnn"])
+@pytest.mark.parametrize("task", ["smnist", "pmnist", "adding", "copy"])
+def test_task_model_shapes(task, arch):
+    torch.manual_seed(0)
+    model = TaskModel(task, arch, hidden=6, levels=2, k=3).eval()
+    y = model(_task_input(task))
+    assert y.shape == {"smnist": (3, 10), "pmnist": (3, 10), "adding": (3,), "copy": (3, 32, 10)}[task]
+    assert torch.isfinite(y).all()
+
+
+# Exact sizes of the default networks: the TCNs of Table 2 (Fig. 3: "8x25, k=7 (66K)"; Fig. 2: "8x24, k=8 (70K)";
+# Fig. 4: "8x10, k=8 (13K)") and the recurrent baselines built to Table 1's size (70K, 70K, 70K, 16K).
+SIZES = {"smnist": {"tcn": 66_910, "lstm": 70_470, "gru": 70_360, "rnn": 69_928},
+         "pmnist": {"tcn": 66_910, "lstm": 70_470, "gru": 70_360, "rnn": 69_928},
+         "adding": {"tcn": 70_369, "lstm": 69_811, "gru": 70_367, "rnn": 69_955},
+         "copy": {"tcn": 12_530, "lstm": 16_236, "gru": 16_040, "rnn": 15_970}}
+
+
+@pytest.mark.parametrize("task", list(SIZES))
+def test_parameter_counts_are_table_1s_sizes(task):
+    for arch, expected in SIZES[task].items():
+        args = train.parse_args(["--task", task, "--model", arch])
+        assert count_parameters(TaskModel(**train.model_kwargs(args))) == expected, arch
+        table1 = TASK_SETTINGS[task]["size"]
+        if arch != "tcn":
+            assert abs(expected - table1) / table1 < 0.03           # within 3% of Table 1's size
+    figure = {"smnist": 66e3, "pmnist": 66e3, "adding": 70e3, "copy": 13e3}[task]
+    assert abs(SIZES[task]["tcn"] - figure) / figure < 0.04          # the TCN of the paper's figures
+    tcn = TaskModel(**train.model_kwargs(train.parse_args(["--task", task])))
+    assert tcn.receptive_field >= train.sequence_length(task, train.SEQ_LEN.get(task))   # sees the whole input
+
+
+@pytest.mark.parametrize("task", ["smnist", "pmnist"])
+def test_tcn_on_pixels_is_causal(task):
+    torch.manual_seed(0)
+    model = TaskModel(task, "tcn", hidden=6, levels=3, k=3).eval()
+    x = torch.rand(2, 1, 28, 28)
+    for row, col in ((0, 0), (13, 5), (27, 27)):
+        x2 = x.clone()
+        x2[:, 0, row, col] = 1.0 - x2[:, 0, row, col]
+        y, y2 = model.net(model.sequence(x)), model.net(model.sequence(x2))   # the outputs at every step
+        t = row * 28 + col                                                   # the step that reads this pixel
+        if task == "pmnist":
+            t = int((model.permutation == t).nonzero())
+        assert torch.equal(y[:, :t], y2[:, :t]) and not torch.allclose(y[:, t], y2[:, t])
+
+
+def _read(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+# short sequences and (P-MNIST) a small TCN keep these seconds; sequential MNIST runs the paper's network
+QUICK = {"adding": ["--seq-len", "30"], "copy": ["--seq-len", "20"], "smnist": [],
+         "pmnist": ["--hidden", "8", "--levels", "3", "--k", "3", "--permutation-seed", "5"]}
+
+
+@pytest.mark.parametrize("task", list(QUICK))
+def test_quick_run_of_each_task(task, tmp_path, mnist_root):
+    out = tmp_path / task
+    argv = ["--task", task, "--quick", "--no-progress", "--out", str(out), "--data-dir", str(mnist_root),
+            *QUICK[task]]
+    assert train.main(argv) == 0
+    record = _read(out)
+    key = train.TABLE1_TASKS[task]["key"]
+    assert record["quick"] is True and record["task"] == task and record["epochs"] == 2
+    assert [m["name"] for m in record["metrics"]] == [key] and record["metrics"][0]["paper"] == train.TABLE1_TASKS[
+        task]["TCN"]
+    assert record[key] == pytest.approx(record["metrics"][0]["ours"], rel=1e-3)
+    assert record["parameters"] == (SIZES[task]["tcn"] if task != "pmnist" else count_parameters(
+        TaskModel("pmnist", hidden=8, levels=3, k=3)))
+    if task == "pmnist":
+        assert record["permutation_seed"] == 5 and record["model"]["kwargs"]["permutation_seed"] == 5
+    assert all((out / f).is_file() for f in ("model.pt", "checkpoint.pt", "history.json", "curves.png"))
+    assert train.main([*argv, "--evaluate", str(out / "model.pt")]) == 0
+    checks = train.verify(out, record, fast=True)                        # common.verify on this run
+    assert [c.agrees for c in checks] == [True]
+
+
+def test_quick_recurrent_baseline_is_reported_without_a_band(tmp_path):
+    results = tmp_path / "results"
+    base = ["--task", "adding", "--seq-len", "30", "--quick", "--no-progress"]
+    assert train.main([*base, "--model", "gru", "--out", str(results / "baselines" / "adding-gru")]) == 0
+    record = _read(results / "baselines" / "adding-gru")
+    assert record["metrics"] == [] and record["arch"] == "gru" and record["parameters"] == SIZES["adding"]["gru"]
+    measured = record["measured"]
+    assert measured["band"] is None and measured["paper"] == 5.3e-5 and measured["name"] == "test_mse"
+    assert measured["ours"] == pytest.approx(record["test_mse"], rel=1e-3)
+    # verify of the TCN's run measures the task's baselines beside it
+    assert train.main([*base, "--out", str(results / "adding")]) == 0
+    checks = train.verify(results / "adding", _read(results / "adding"), fast=True)
+    assert [c.claim for c in checks] == ["test_mse", "baselines/adding-gru: test_mse"]
+    assert all(c.agrees for c in checks)
+
+
+def test_resume_of_a_task_gives_the_uninterrupted_run(tmp_path):
+    base = ["--task", "copy", "--seq-len", "20", "--quick", "--no-progress"]      # dropout, clipping, RMSprop
+    assert train.main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert train.main([*base, "--out", str(tmp_path / "cut"), "--epochs", "1"]) == 0
+    assert train.main([*base, "--out", str(tmp_path / "cut"), "--resume"]) == 0
+    a, b = (load_checkpoint(tmp_path / d / "model.pt") for d in ("whole", "cut"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _read(tmp_path / "whole")["test_loss"] == _read(tmp_path / "cut")["test_loss"]
+
+
+def test_output_folders_and_defaults():
+    results = train.PAPER_DIR / "results"
+    assert train.parse_args(["--task", "smnist"]).out == results / "smnist"
+    assert train.parse_args(["--task", "adding", "--model", "gru"]).out == results / "baselines" / "adding-gru"
+    assert train.parse_args(["--task", "copy", "--seq-len", "500"]).out == results / "copy-T500"
+    assert train.parse_args(["--task", "adding", "--quick"]).out.name == "tcn-adding-quick"
+    music = train.parse_args([])
+    assert (music.out, music.epochs, music.batch_size, music.lr, music.clip) == (results / "jsb", 100, 1, 2e-3, 0.4)
+    copy = train.parse_args(["--task", "copy"])
+    assert (copy.k, copy.levels, copy.hidden, copy.dropout, copy.clip, copy.optimizer, copy.lr, copy.seq_len) == (
+        8, 8, 10, 0.05, 1.0, "rmsprop", 5e-4, 1000)
+    lstm = train.parse_args(["--task", "pmnist", "--model", "lstm"])
+    assert (lstm.hidden, lstm.levels, lstm.optimizer, lstm.lr, lstm.clip, lstm.forget_bias) == (
+        130, 1, "rmsprop", 1e-3, 1.0, 10.0)
+    assert train.parse_args(["--task", "pmnist"]).permutation_seed == 0
+
+
+@pytest.mark.parametrize("bad, says", [
+    (["--task", "sort"], "--task"),
+    (["--task", "smnist", "--dataset", "nottingham"], "--dataset"),
+    (["--model", "lstm"], "--model lstm"),
+    (["--task", "smnist", "--seq-len", "100"], "--seq-len"),
+    (["--task", "adding", "--seq-len", "1"], "--seq-len"),
+    (["--task", "adding", "--model", "gru", "--k", "3"], "--k"),
+    (["--task", "adding", "--k", "1"], "--k"),
+    (["--task", "adding", "--model", "gru", "--forget-bias", "1"], "--forget-bias"),
+    (["--time-limit-h", "1"], "--time-limit-h"),
+    (["--task", "adding", "--time-limit-h", "0"], "--time-limit-h"),
+    (["--task", "adding", "--permutation-seed", "3"], "--permutation-seed"),
+    (["--task", "copy", "--dropout", "1.5"], "--dropout"),
+    (["--task", "copy", "--clip", "-1"], "--clip"),
+])
+def test_bad_flags_are_one_error_line(bad, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.parse_args(bad)
+    assert e.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and says in errors[0], errors
+
+
+def test_evaluate_weights_of_another_task_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "m.pt"
+    torch.save(TaskModel("copy", hidden=10, levels=8, k=8).state_dict(), path)
+    assert train.main(["--task", "adding", "--seq-len", "30", "--quick", "--no-progress", "--evaluate",
+                       str(path)]) == 2
+    assert str(path) in one_error_line(capsys)
+
+
+def test_time_limit_reads_the_history():
+    hook = train.time_limit(1.0)
+    assert hook([{"epoch_time_s": 1000.0}]) is None                       # 2,000 s < 1 h
+    assert hook([{"epoch_time_s": 1000.0}] * 2) is None                   # 3,000 s
+    assert "time box" in hook([{"epoch_time_s": 1000.0}] * 3)             # a fourth would end at 4,000 s
+
+
+def test_verify_of_the_shipped_jsb_run(jsb):
+    # (Nottingham and every other shipped run: tests/test_verify.py, through python -m common.verify --fast)
+    from common.verify import papers
+
+    runs = {name: (results, record) for folder, name, results, record in papers() if folder == "CNN/tcn"}
+    assert {"jsb", "nottingham"} <= runs.keys()
+    checks = train.verify(*runs["jsb"], fast=False)
+    assert [c.claim for c in checks] == ["test_nll", "test_nll_all_frames"]
+    assert all(c.agrees for c in checks) and abs(checks[0].measured - 8.1766) < 1e-3, checks
+
+
+def test_table1_is_generated_from_the_results_files(tmp_path):
+    from CNN.tcn.experiments import compare
+
+    results = tmp_path / "CNN/tcn/results"
+    for folder, record in {"adding": {"test_mse": 4.321e-5},
+                           "baselines/smnist-lstm": {"test_accuracy_pct": 61.25, "epochs": 3, "stopped_early": True,
+                                                     "time_limit_h": 6},
+                           "baselines/copy-gru": {"test_loss": 0.0197123}}.items():
+        (results / folder).mkdir(parents=True)
+        (results / folder / "metrics.json").write_text(json.dumps(record))
+    (tmp_path / "CNN/tcn/README.md").write_text(
+        f"{compare.BEGIN}\n{compare.END}\nx\n{compare.TABLE1_BEGIN}\n{compare.TABLE1_END}\n")
+    text = compare.render(tmp_path)
+    assert ("| Adding problem T = 600, test MSE | 70K | **4.32e-5** | 5.8e-5 | pending | 0.164 | pending | 5.3e-5 | "
+            "pending | 0.177 |") in text
+    assert "| Sequential MNIST, test accuracy % | 70K | pending | 99.0 | 61.25 (3 epochs, 6 h box) | 87.2 |" in text
+    assert "| Copy memory T = 1000, test loss | 16K | pending | 3.5e-5 | pending | 0.0204 | 0.0197 | 0.0197 |" in text
+    assert "| JSB Chorales, test NLL | 300K | pending | 8.1 | - | 8.45 |" in text

@@ -104,3 +104,128 @@ class TCN(nn.Module):
             frame = torch.bernoulli(p.cpu(), generator=generator).to(device)
             roll = torch.cat([roll, frame[None]])
         return roll
+
+
+# --------------------------------------------------------------------------- Sec. 4's stress tests and pixel MNIST
+#
+# The same TCN on the synthetic stress tests and on MNIST read pixel by pixel (Sec. 4, Table 1), against the generic
+# recurrent networks of Sec. 5 (nn.LSTM, nn.GRU, a tanh nn.RNN) of about the same size.
+
+# Supplementary Table 2, TCN settings: k, levels n, hidden units, dropout, gradient clip (0 = N/A). Where the table
+# lists two settings (Seq. MNIST, P-MNIST: 7/8/25 and 6/8/20) the first is taken: it is also the authors' code default
+# (mnist_pixel/pmnist_test.py) and the model of Fig. 3 ("TCN 8x25, k=7 (66K)"), the size of Table 1 (70K).
+# Adding T = 600 and copy memory T = 1000: Table 2's rows, the models of Figs. 2 and 4 ("8x24, k=8 (70K)",
+# "8x10, k=8 (13K)"). `size` is Table 1's "Model Size (~)" column, the size the recurrent baselines are built to.
+TASK_SETTINGS = {
+    "smnist": {"k": 7, "levels": 8, "hidden": 25, "dropout": 0.0, "clip": 0.0, "size": 70e3},
+    "pmnist": {"k": 7, "levels": 8, "hidden": 25, "dropout": 0.0, "clip": 0.0, "size": 70e3},
+    "adding": {"k": 8, "levels": 8, "hidden": 24, "dropout": 0.0, "clip": 0.0, "size": 70e3},
+    "copy": {"k": 8, "levels": 8, "hidden": 10, "dropout": 0.05, "clip": 1.0, "size": 16e3},
+}
+# Inputs and outputs per step: pixel MNIST reads one grey level per step and classifies at the last one; the adding
+# problem reads (value, marker) and regresses the sum at the last step; copy memory reads one digit (its value, as
+# the authors' code feeds it) and predicts one of 10 digits at every step.
+TASK_IO = {"smnist": (1, 10), "pmnist": (1, 10), "adding": (2, 1), "copy": (1, 10)}
+# Recurrent baselines, one layer, hidden units that give Table 1's size with these inputs and outputs: the LSTM's
+# 130 is supplementary Table 3's (Seq. MNIST, P-MNIST, adding T = 600); for copy memory Table 3's 50 units make
+# 11K parameters against Table 1's and Fig. 4's 16K, and we follow the 16K. GRU and tanh RNN: "more hidden units
+# than in LSTM to keep the total network size approximately the same" (supplement A.2).
+RECURRENT_HIDDEN = {
+    "smnist": {"lstm": 130, "gru": 150, "rnn": 258},
+    "pmnist": {"lstm": 130, "gru": 150, "rnn": 258},
+    "adding": {"lstm": 130, "gru": 151, "rnn": 262},
+    "copy": {"lstm": 61, "gru": 70, "rnn": 120},
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081        # the authors' transforms.Normalize((0.1307,), (0.3081,))
+
+
+class RecurrentNet(nn.Module):
+    """The generic recurrent baselines of Sec. 5: torch's ``nn.LSTM``, ``nn.GRU`` or ``nn.RNN`` (tanh), ``layers``
+    deep, dropout on each layer's output, and a linear output layer at every step: the same interface as
+    :class:`TCN` (N x T x n_in -> N x T x n_out).
+
+    ``forget_bias`` sets the LSTM's initial forget-gate bias (supplementary Table 3, "Bias"; Sec. 5 searches it)."""
+
+    UNITS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+    def __init__(self, unit: str = "lstm", n_in: int = 1, n_out: int = 10, hidden: int = 130, layers: int = 1,
+                 dropout: float = 0.0, forget_bias: float | None = None):
+        super().__init__()
+        if unit not in self.UNITS:
+            raise ValueError(f"unit must be one of {', '.join(self.UNITS)}, got {unit!r}")
+        self.unit = unit
+        self.rnn = self.UNITS[unit](n_in, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden, n_out)
+        if forget_bias is not None:
+            if unit != "lstm":
+                raise ValueError(f"forget_bias is an LSTM setting, not one of a {unit}")
+            with torch.no_grad():           # gates ordered (input, forget, cell, output) in both bias vectors
+                for name, b in self.rnn.named_parameters():
+                    if name.startswith("bias_"):
+                        b[hidden:2 * hidden] = forget_bias if name.startswith("bias_ih") else 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(x)
+        return self.linear(self.dropout(h))
+
+
+class TaskModel(nn.Module):
+    """One of Sec. 4's tasks around one sequence network: the TCN (``arch="tcn"``) or a recurrent baseline
+    (``"lstm"``, ``"gru"``, ``"rnn"``), taking the task's natural input:
+
+    * ``smnist`` / ``pmnist``: images N x 1 x 28 x 28 in [0, 1] (torchvision's ``ToTensor``), normalised with the
+      authors' mean and std, read row by row as 784 steps of one pixel (P-MNIST: in a fixed random order, the
+      ``permutation`` buffer, drawn from ``permutation_seed`` and saved with the weights); N x 10 logits from the
+      last step (the authors' ``linear(y[:, :, -1])``).
+    * ``adding``: N x T x 2 (values, markers); the predicted sum, N, from the last step.
+    * ``copy``: N x (T + 20) digits 0-9 (any integer type), fed as their values, one per step; N x (T + 20) x 10
+      logits, one digit predicted at every step.
+
+    For the TCN, ``hidden``/``levels``/``k`` are Table 2's; for the recurrent nets ``levels`` is the number of layers
+    and ``k`` is unused. As in the authors' adding and copy models, the TCN's output layer starts from N(0, 0.01)."""
+
+    def __init__(self, task: str = "smnist", arch: str = "tcn", hidden: int = 25, levels: int = 8, k: int = 7,
+                 dropout: float = 0.0, forget_bias: float | None = None, permutation_seed: int = 0):
+        super().__init__()
+        if task not in TASK_IO:
+            raise ValueError(f"task must be one of {', '.join(TASK_IO)}, got {task!r}")
+        self.task, self.arch = task, arch
+        n_in, n_out = TASK_IO[task]
+        if arch == "tcn":
+            self.net = TCN(n_in, n_out, hidden, levels, k, dropout)
+            if task in ("adding", "copy"):
+                nn.init.normal_(self.net.linear.weight, 0.0, 0.01)
+        else:
+            self.net = RecurrentNet(arch, n_in, n_out, hidden, levels, dropout, forget_bias)
+        if task == "pmnist":
+            self.register_buffer("permutation", pmnist_permutation(permutation_seed))
+
+    @property
+    def receptive_field(self) -> int | None:
+        """Input steps one output sees (the TCN's); None for a recurrent net (all steps so far)."""
+        return self.net.receptive_field if self.arch == "tcn" else None
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """The task's input as the network reads it: N x T x n_in floats."""
+        if self.task in ("smnist", "pmnist"):
+            x = ((x.float() - MNIST_MEAN) / MNIST_STD).flatten(1)             # rows one after the other: N x 784
+            if self.task == "pmnist":
+                x = x[:, self.permutation]
+            return x.unsqueeze(-1)
+        if self.task == "copy":
+            return x.float().unsqueeze(-1)
+        return x.float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.net(self.sequence(x))
+        if self.task == "copy":
+            return y                       # a prediction at every step
+        y = y[:, -1]                       # the last step has seen the whole sequence
+        return y.squeeze(-1) if self.task == "adding" else y
+
+
+def pmnist_permutation(seed: int = 0, n: int = 784) -> torch.Tensor:
+    """P-MNIST's fixed pixel order (Sec. 4): a random permutation of the 784 positions from ``seed`` alone. (The
+    authors' pmnist_test.py draws it with numpy's unseeded global generator: a new order every run.)"""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
