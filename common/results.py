@@ -1,7 +1,8 @@
 """``results/metrics.json`` of each paper, and the README tables generated from them.
 
 Run ``python -m common.results`` to rewrite every table (the top README's and each paper
-README's, between ``<!-- results:begin -->`` and ``<!-- results:end -->``, and the cross-paper page
+README's, between ``<!-- results:begin -->`` and ``<!-- results:end -->``; the README's paper list and running
+block, :mod:`common.papers`; and the cross-paper page
 COMPARISONS.md, :mod:`common.comparisons`) from the committed metrics files;
 ``python -m common.results --check`` exits 1 when a table is out of date.
 """
@@ -247,8 +248,15 @@ def replace_block(text: str, table: str, begin: str = BEGIN, end: str = END) -> 
 
 def render(root: Path = REPO_ROOT) -> dict[Path, str]:
     """The new text of every README that holds a results block (or a perf block with a perf.json to fill it)."""
+    from common import papers               # the paper list and the running block (it imports this module)
+
     records = find_records(root)
-    out = {root / "README.md": replace_block((root / "README.md").read_text(), top_table(records))}
+    top = replace_block((root / "README.md").read_text(), top_table(records))
+    if papers.PAPERS[0] in top:             # the paper list and the running block, where the README has them
+        listed = papers.load(root, FAMILIES)
+        top = replace_block(top, papers.papers_table(listed, records), *papers.PAPERS)
+        top = replace_block(top, papers.running_block(listed, records), *papers.RUNNING)
+    out = {root / "README.md": top}
     for folder, runs in records.items():
         readme = root / folder / "README.md"
         if readme.exists():

@@ -173,3 +173,24 @@ def test_shipped_weights_stay_within_the_budget_per_paper():
             per_paper[paper] = per_paper.get(paper, 0) + p.stat().st_size
     over = {k: f"{v / MB:.1f} MB" for k, v in per_paper.items() if v > WEIGHTS_BUDGET}
     assert not over, f"more than {WEIGHTS_BUDGET // MB} MB of tracked weights: {over}"
+
+
+def test_the_paper_list_needs_a_paper_json_in_every_paper_folder(tmp_path):
+    from common import papers
+
+    for folder, year in (("CNN/b", 2001), ("CNN/a", 2005)):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "model.py").write_text("")
+        (tmp_path / folder / "paper.json").write_text(json.dumps({
+            "authors": "A", "year": year, "title": "T", "reproduces": "R",
+            "runs": [{"command": f"python {folder}/train.py", "what": "w"}]}))
+    listed = papers.load(tmp_path, ("CNN",))
+    assert [f for f, _ in listed] == ["CNN/b", "CNN/a"]                  # by year within a family
+    run = {"command": "python CNN/a/train.py", "wall_time_s": 120, "device": "cpu",
+           "metrics": [{"passed": True}, {"passed": False}]}
+    assert "1 of 2 claims in band" in papers.papers_table(listed, {"CNN/a": [(None, run)]})
+    block = papers.running_block(listed, {"CNN/a": [(None, run)]})
+    assert "python CNN/a/train.py   # w (ours: 2.0 min of training, cpu)" in block and "run pending" in block
+    (tmp_path / "CNN/a/paper.json").unlink()
+    with pytest.raises(FileNotFoundError, match="CNN/a has no paper.json"):
+        papers.load(tmp_path, ("CNN",))

@@ -68,7 +68,7 @@ def measure(args) -> dict:
         eval_desc=f"Parzen log-likelihood under {main:,} samples, batches of {PARZEN_BATCH} test images, float64",
         device=s.device, precision=s.precision, quick=args.quick,
         epoch=(len(splits["train"]), f"{len(splits['train']):,} training images"),
-        data_bytes=sum(perf.nbytes(t) for t in splits.values()),
+        data_bytes=perf.nbytes(data.train_x, data.val_x, data.test_x, *splits.values()),   # uint8 and float
         notes=[f"Table 1's estimate scores {per_estimate:,} images (10 widths on {N_VALID_SIGMA:,} validation "
                f"images, then the {len(data.test_x):,} test images) under {N_SAMPLES:,} samples; a run does it "
                f"on the validation images every {d.eval_every} epochs to keep the best generator.",
