@@ -7,6 +7,7 @@ one slice each per round, so that drifts in machine load hit all of them alike; 
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import statistics
 import time
@@ -62,6 +63,20 @@ def rates(pipelines: dict[str, Pipeline], items: int, unit: str, report: Report,
 
 
 # --------------------------------------------------------------------------- the usual CIFAR-10 pipeline
+
+
+def cifar10_race_parser(doc: str, *, batches: int, out: Path) -> argparse.ArgumentParser:
+    """The flags of a CIFAR-10 data-pipeline race (ResNet's and the CCT's ``experiments/benchmark.py``)."""
+    from common.cli import positive_int
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", default=None, help="writable data root (as in train.py)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = CUDA if available")
+    p.add_argument("--batches", type=positive_int, default=batches, help="batches per timed slice")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed slices per pipeline (interleaved)")
+    p.add_argument("--workers", type=int, nargs="+", default=[2, 0], help="DataLoader num_workers to try")
+    p.add_argument("--out", type=Path, default=out, help="folder for <device>.txt (what is printed)")
+    return p
 
 
 def write_python_version(x: torch.Tensor, y: torch.Tensor, root: Path, classes: Iterable[str]) -> Path:

@@ -25,16 +25,14 @@ also goes to Transformers/cct/results/experiments/benchmark/<device>.txt.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from common.benchmark import (Report, TrainingPipeline, endless, rates, time_interleaved, usual_cifar10,
-                              write_python_version)
-from common.cli import positive_int
+from common.benchmark import (Report, TrainingPipeline, cifar10_race_parser, endless, rates, time_interleaved,
+                              usual_cifar10, write_python_version)
 from common.data import CIFAR10_CLASSES, image_loaders, load_cifar10
 from common.training import describe_device, native_bf16, resolve_device, seed_everything
 from Transformers.cct.model import CIFAR10_MEAN, CIFAR10_STD, CompactTransformer
@@ -63,14 +61,7 @@ def pipeline(batches, device, *, channels_last: bool, amp: bool, normalised_inpu
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="writable data root (as in train.py)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto = CUDA if available")
-    p.add_argument("--batches", type=positive_int, default=30, help="batches per timed slice")
-    p.add_argument("--repeats", type=positive_int, default=5, help="timed slices per pipeline (interleaved)")
-    p.add_argument("--workers", type=int, nargs="+", default=[2, 0], help="DataLoader num_workers to try")
-    p.add_argument("--out", type=Path, default=OUT, help="folder for <device>.txt (what is printed)")
-    args = p.parse_args(argv)
+    args = cifar10_race_parser(__doc__, batches=30, out=OUT).parse_args(argv)
     device = resolve_device(args.device)
     report = Report()
 
