@@ -113,25 +113,27 @@ def endless(loader):
 
 
 class TrainingPipeline:
-    """One way of training, for :func:`time_interleaved`: a stream of (images, labels) batches, a model and its
-    optimiser, the step's memory layout and precision, and the loss."""
+    """One way of training, for :func:`time_interleaved`: a stream of batches, a model and its optimiser, the
+    step's memory layout and precision, and the loss: ``loss_fn(model(images), labels)`` on (images, labels)
+    batches, or a ``step(model, batch) -> (loss, logs)`` as ``train.py`` passes to ``common.training.fit``."""
 
     def __init__(self, batches, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
-                 channels_last: bool, amp: bool, loss_fn: Callable = torch.nn.functional.cross_entropy):
+                 channels_last: bool = False, amp: bool, loss_fn: Callable = torch.nn.functional.cross_entropy,
+                 step: Callable | None = None):
         from common.training import autocast
 
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model
-        self.optimizer, self.loss_fn, self.autocast = optimizer, loss_fn, lambda: autocast(device, amp)
+        self.optimizer, self.autocast = optimizer, lambda: autocast(device, amp)
+        self.step = step or (lambda model, batch: (loss_fn(model(batch[0].to(device, non_blocking=True)),
+                                                           batch[1].to(device, non_blocking=True)), {}))
         self.batches, self.device, self.times = batches, device, []
 
     def train(self, n_batches: int) -> float:
         """Seconds to train on ``n_batches`` batches (synchronised with the device at the end)."""
         t0 = time.perf_counter()
         for _ in range(n_batches):
-            x, y = next(self.batches)
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self.autocast():
-                loss = self.loss_fn(self.model(x), y)
+                loss, _ = self.step(self.model, next(self.batches))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

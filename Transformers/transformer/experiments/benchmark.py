@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.benchmark import Report, rates, time_interleaved
+from common.benchmark import Report, TrainingPipeline, rates, time_interleaved
 from common.cli import positive_int
-from common.training import autocast, choose_amp, describe_device, describe_precision, resolve_device, seed_everything
+from common.training import choose_amp, describe_device, describe_precision, resolve_device, seed_everything
 from Transformers.transformer.data import TokenBatches, load_multi30k
 from Transformers.transformer.model import PAD, Transformer, sinusoidal_positions
 from Transformers.transformer.train import ADAM_BETAS, ADAM_EPS, translation_step
@@ -74,25 +74,11 @@ class TorchTransformer(nn.Module):
         return F.linear(y, self.embedding.weight)
 
 
-class StepPipeline:
+def step_pipeline(model: nn.Module, batches, device: torch.device, amp: bool) -> TrainingPipeline:
     """train.py's update (forward, backward, Adam) on a stream of batches, for common.benchmark."""
-
-    def __init__(self, model: nn.Module, batches, device: torch.device, amp: bool):
-        self.model, self.batches, self.device, self.amp, self.times = model.to(device).train(), batches, device, amp, []
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=ADAM_BETAS, eps=ADAM_EPS)
-        self.step = translation_step(0.1)
-
-    def train(self, n: int) -> float:
-        t0 = time.perf_counter()
-        for _ in range(n):
-            with autocast(self.device, self.amp):
-                loss, _ = self.step(self.model, next(self.batches))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=ADAM_BETAS, eps=ADAM_EPS)
+    return TrainingPipeline(batches, model, optimizer, device, amp=amp, step=translation_step(0.1))
 
 
 class DecodePipeline:
@@ -167,10 +153,10 @@ def main(argv=None) -> int:
     # 2. training
     batches = TokenBatches(splits["train"], max_tokens=args.max_tokens, seed=0, shuffle=True, device=device)
     torch.manual_seed(0)
-    train_pipes = {"ours (train.py's Transformer)": StepPipeline(Transformer.tiny(len(vocab)), cycle(batches),
-                                                                 device, amp),
-                   "torch.nn.Transformer, same size": StepPipeline(TorchTransformer(len(vocab)), cycle(batches),
-                                                                   device, amp)}
+    train_pipes = {"ours (train.py's Transformer)": step_pipeline(Transformer.tiny(len(vocab)), cycle(batches),
+                                                                  device, amp),
+                   "torch.nn.Transformer, same size": step_pipeline(TorchTransformer(len(vocab)), cycle(batches),
+                                                                    device, amp)}
     tokens = sum(int((b[0] != PAD).sum() + (b[2] != PAD).sum()) for b in batches.batches) / len(batches.batches)
     report.say(f"\ntraining, batches of <= {args.max_tokens:,} tokens (mean {tokens:,.0f} source + target tokens), "
                f"{describe_precision(amp, args.amp, device)}")
