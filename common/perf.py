@@ -591,8 +591,10 @@ def render_markdown(perf: dict, paper_dir: Path) -> str:
     metrics_path = paper_dir / perf.get("run_metrics", "results/metrics.json")
     if metrics_path.is_file():
         record = json.loads(metrics_path.read_text())
-        if "wall_time_s" in record:
-            rows.append(("The whole run", f"{_duration(record['wall_time_s'])} on {record.get('device', '?')} "
+        if "wall_time_s" in record:         # a run continued by --resume: its training time across the parts
+            whole = max(record["wall_time_s"], record.get("training_time_s") or 0)
+            rows.append(("The whole run", f"{_duration(whole)} on "
+                                          f"{record.get('device', '?')} "
                                           f"(`{perf.get('run_metrics', 'results/metrics.json')}`)"))
     ev = perf.get("eval")
     if ev:

@@ -154,7 +154,7 @@ def paper_table(record: dict) -> str:
     rows.append(f"Seed {record['seed']}, {record['epochs']} epochs, training time "
                 f"{_minutes(record.get('training_time_s', record['wall_time_s']))} on "
                 f"{record['device']}, torch {record['torch']}, commit `{record['commit']}`, {record['date']}. "
-                f"Command: `{record['command']}`")
+                f"Command: {_command(record)}")
     return "\n".join(rows)
 
 
@@ -193,6 +193,13 @@ def reproduce_command(command: str, record: dict | None = None) -> str:
     if record is not None and fp32_by_flag(record) and not any(w.split("=")[0] == "--amp" for w in kept):
         kept += ["--amp", "off"]
     return " ".join(kept)
+
+
+def _command(record: dict) -> str:
+    """The command that reproduces the run, and the one recorded where they differ (e.g. a run continued with
+    --resume, or one recorded with a bare --amp)."""
+    shown = reproduce_command(record["command"], record)
+    return f"`{shown}`" if shown == record["command"] else f"`{shown}` (recorded as `{record['command']}`)"
 
 
 def top_table(records: dict[str, list[tuple[str | None, dict]]]) -> str:

@@ -46,6 +46,11 @@ def test_render_writes_the_numbers_and_check_catches_a_mismatch(tmp_path):
     assert paper_table(record) in paper and paper.endswith("tail\n")
     record["details"] = {"columns": ["unit", "nll"], "rows": [["gru", 8.5], ["tanh", 9.25]]}
     assert "| unit | nll |" in paper_table(record) and "| tanh | 9.25 |" in paper_table(record)
+    assert "Command: `python CNN/toy/train.py`\n" in paper_table(record) + "\n"
+    # a run continued with --resume: the card shows the command that reproduces it, and what was recorded
+    resumed = dict(record, command="python CNN/toy/train.py --resume --no-progress", training_time_s=5400.0)
+    assert ("Command: `python CNN/toy/train.py` (recorded as `python CNN/toy/train.py --resume --no-progress`)"
+            in paper_table(resumed)) and "training time 1.5 h" in paper_table(resumed)
     assert len(stale_readmes(tmp_path)) == 2
     for path, text in new.items():
         path.write_text(text)

@@ -175,7 +175,8 @@ def verify(results: Path, record: dict, *, fast: bool) -> list:
                   "the 10,000 CIFAR-10 test images, fp32"),
             Check(best, claimed(record, best), None, 0.0,
                   "the per-epoch model of the best epoch is not kept (the authors' protocol, reported beside)"),
-            Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-7, "counted")]
+            Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
+                  "counted (metrics.json keeps 4 decimals)")]
 
 
 def main(argv=None) -> int:
