@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from common.data import REPO_ROOT
+from common.data import REPO_ROOT, TensorLoader, to_unit_float
 from common.results import find_records
 from common.training import describe_device
 
@@ -56,6 +56,25 @@ def claimed(record: dict, name: str) -> float:
     if name in record:
         return record[name]
     raise KeyError(f"{name} is neither a metric nor a key of the metrics file")
+
+
+def test_error_pct(model: torch.nn.Module, data, step, *, transform=to_unit_float, batch_size: int = 1000,
+                   amp: bool = False) -> float:
+    """``model``'s error (%) on the test images of ``data`` (``test_x``, ``test_y``; ``transform`` as
+    :class:`~common.data.TensorLoader`'s), evaluated by ``step`` on the CPU, in fp32 unless ``amp``: the figure a
+    classification run records after its last epoch."""
+    from common.training import evaluate
+
+    loader = TensorLoader(data.test_x, data.test_y, batch_size=batch_size, transform=transform)
+    return evaluate(model, loader, step, torch.device("cpu"), amp=amp)["error_pct"]
+
+
+def parameters_check(record: dict, model: torch.nn.Module) -> Check:
+    """``parameters_M`` counted afresh (metrics.json keeps 4 decimals, hence the tolerance)."""
+    from common.summary import count_parameters
+
+    return Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
+                 "counted (metrics.json keeps 4 decimals)")
 
 
 def rebuild(record: dict, results: Path) -> torch.nn.Module:

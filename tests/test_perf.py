@@ -98,7 +98,8 @@ def test_measure_writes_perf_json_and_the_card_block(tmp_path):
     (card.parent / "results").mkdir(exist_ok=True)
     (card.parent / "results" / "metrics.json").write_text(json.dumps(
         {"paper": "Toy", "metrics": [], "model": {}, "command": "python CNN/toy/train.py", "seed": 0, "epochs": 1,
-         "wall_time_s": 500.0, "training_time_s": 754.0, "device": "a test CPU", "torch": "2", "commit": "abc", "date": "2026-12-07"}))
+         "wall_time_s": 500.0, "training_time_s": 754.0,  # a run continued by --resume: the time of its parts
+         "device": "a test CPU", "torch": "2", "commit": "abc", "date": "2026-12-07"}))
     new = perf.fill_perf_blocks(tmp_path, {})
     assert other not in new
     text = new[card]

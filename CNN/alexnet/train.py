@@ -335,20 +335,19 @@ def verify(results: Path, record: dict, *, fast: bool) -> list:
     of six runs and cannot be re-measured from weights; what can be is the shipped ReLU model's test error, which
     its run recorded (results/relu-seed0/run.json), on the 10,000 test images, in the run's precision where this
     CPU computes it natively (else fp32, with a wider tolerance)."""
-    from common.data import TensorLoader, to_unit_float
+    from common.data import to_unit_float
     from common.training import choose_amp
-    from common.verify import Check, claimed, rebuild
+    from common.verify import Check, claimed, rebuild, test_error_pct
 
     model = rebuild(record, results)
     run_record = json.loads((results / Path(record["model"]["weights"]).parent / "run.json").read_text())
     data = load_cifar10(n_val=0)
     same_precision = choose_amp("auto", torch.device("cpu")) == record["hyperparameters"]["amp"]
     amp = record["hyperparameters"]["amp"] and same_precision
-    test = evaluate(model, TensorLoader(data.test_x, data.test_y, batch_size=1000, transform=to_unit_float),
-                    classification_step(F.cross_entropy), torch.device("cpu"), amp=amp)
+    error = test_error_pct(model, data, classification_step(F.cross_entropy), transform=to_unit_float, amp=amp)
     return [Check("relu_speedup_x", claimed(record, "relu_speedup_x"), None, 0.0,
                   "from six runs' training curves: retrain to re-measure"),
-            Check("relu seed 0: test error, % (the shipped model)", run_record["test_error_pct"], test["error_pct"],
+            Check("relu seed 0: test error, % (the shipped model)", run_record["test_error_pct"], error,
                   0.1 if same_precision else 0.3, f"the 10,000 CIFAR-10 test images, {'bf16' if amp else 'fp32'}")]
 
 

@@ -118,13 +118,12 @@ def train(r: Run) -> int:
 
 def verify(results: Path, record: dict, *, fast: bool) -> list:
     """``python -m common.verify``: the shipped model on the 10,000 test images (fp32, deterministic: exact)."""
-    from common.verify import Check, claimed, rebuild
+    from common.verify import Check, claimed, rebuild, test_error_pct
 
     model = rebuild(record, results)
-    data = load_mnist(n_val=record["hyperparameters"].get("n_val", 5000))
     step = make_step(record.get("variant", "paper"), record["hyperparameters"].get("rbf_j", 10.0))
-    test = evaluate(model, TensorLoader(data.test_x, data.test_y, batch_size=1000), step, torch.device("cpu"))
-    return [Check("test_error_pct", claimed(record, "test_error_pct"), test["error_pct"], 0.005,
+    error = test_error_pct(model, load_mnist(n_val=record["hyperparameters"].get("n_val", 5000)), step)
+    return [Check("test_error_pct", claimed(record, "test_error_pct"), error, 0.005,
                   "the 10,000 MNIST test images, fp32")]
 
 

@@ -177,17 +177,14 @@ def train(r: Run) -> int:
 def verify(results: Path, record: dict, *, fast: bool) -> list:
     """``python -m common.verify``: the shipped model on the 10,000 test images (fp32, as the run measured it:
     exact), and its parameter count."""
-    from common.data import TensorLoader, unit_float
-    from common.verify import Check, claimed, rebuild
+    from common.data import unit_float
+    from common.verify import Check, claimed, parameters_check, rebuild, test_error_pct
 
     model = rebuild(record, results)
-    data = load_cifar10(n_val=0)
-    test = evaluate(model, TensorLoader(data.test_x, data.test_y, batch_size=1000, transform=unit_float()),
-                    classification_step(F.cross_entropy), torch.device("cpu"))
-    return [Check("test_error_pct", claimed(record, "test_error_pct"), test["error_pct"], 0.005,
+    error = test_error_pct(model, load_cifar10(n_val=0), classification_step(F.cross_entropy), transform=unit_float())
+    return [Check("test_error_pct", claimed(record, "test_error_pct"), error, 0.005,
                   "the 10,000 CIFAR-10 test images, fp32"),
-            Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
-                  "counted")]
+            parameters_check(record, model)]
 
 
 def main(argv=None) -> int:

@@ -163,20 +163,18 @@ def train(r: Run) -> int:
 def verify(results: Path, record: dict, *, fast: bool) -> list:
     """``python -m common.verify``: the shipped model (after the last epoch) on the 10,000 test images in fp32, as
     the run measured it: exact; and its parameter count. The best-epoch figure came from a model that was not kept."""
-    from common.data import TensorLoader, unit_float
-    from common.verify import Check, claimed, rebuild
+    from common.data import unit_float
+    from common.verify import Check, claimed, parameters_check, rebuild, test_error_pct
 
     model = rebuild(record, results)
-    data = load_cifar10(n_val=0)
-    test = evaluate(model, TensorLoader(data.test_x, data.test_y, batch_size=500, transform=unit_float()),
-                    classification_step(F.cross_entropy), torch.device("cpu"))
+    error = test_error_pct(model, load_cifar10(n_val=0), classification_step(F.cross_entropy), transform=unit_float(),
+                           batch_size=500)
     best = "best_epoch_test_accuracy_pct"
-    return [Check("test_accuracy_pct", claimed(record, "test_accuracy_pct"), 100 - test["error_pct"], 0.005,
+    return [Check("test_accuracy_pct", claimed(record, "test_accuracy_pct"), 100 - error, 0.005,
                   "the 10,000 CIFAR-10 test images, fp32"),
             Check(best, claimed(record, best), None, 0.0,
                   "the per-epoch model of the best epoch is not kept (the authors' protocol, reported beside)"),
-            Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
-                  "counted (metrics.json keeps 4 decimals)")]
+            parameters_check(record, model)]
 
 
 def main(argv=None) -> int:
