@@ -593,8 +593,7 @@ def render_markdown(perf: dict, paper_dir: Path) -> str:
         record = json.loads(metrics_path.read_text())
         if "wall_time_s" in record:         # a run continued by --resume: its training time across the parts
             whole = max(record["wall_time_s"], record.get("training_time_s") or 0)
-            rows.append(("The whole run", f"{_duration(whole)} on "
-                                          f"{record.get('device', '?')} "
+            rows.append(("The whole run", f"{_duration(whole)} on {record.get('device', '?')} "
                                           f"(`{perf.get('run_metrics', 'results/metrics.json')}`)"))
     ev = perf.get("eval")
     if ev:

@@ -29,7 +29,8 @@ import torch
 
 from common.data import REPO_ROOT, TensorLoader, to_unit_float
 from common.results import find_records
-from common.training import describe_device
+from common.summary import count_parameters
+from common.training import describe_device, evaluate
 
 
 @dataclass
@@ -63,16 +64,12 @@ def test_error_pct(model: torch.nn.Module, data, step, *, transform=to_unit_floa
     """``model``'s error (%) on the test images of ``data`` (``test_x``, ``test_y``; ``transform`` as
     :class:`~common.data.TensorLoader`'s), evaluated by ``step`` on the CPU, in fp32 unless ``amp``: the figure a
     classification run records after its last epoch."""
-    from common.training import evaluate
-
     loader = TensorLoader(data.test_x, data.test_y, batch_size=batch_size, transform=transform)
     return evaluate(model, loader, step, torch.device("cpu"), amp=amp)["error_pct"]
 
 
 def parameters_check(record: dict, model: torch.nn.Module) -> Check:
     """``parameters_M`` counted afresh (metrics.json keeps 4 decimals, hence the tolerance)."""
-    from common.summary import count_parameters
-
     return Check("parameters_M", claimed(record, "parameters_M"), count_parameters(model) / 1e6, 5e-5,
                  "counted (metrics.json keeps 4 decimals)")
 
