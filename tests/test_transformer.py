@@ -243,6 +243,28 @@ def test_label_smoothed_loss_against_the_smoothed_distribution():
                                                      reduction="sum"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_label_smoothed_loss_gradient_is_autograds(dtype):
+    """The written-out gradient (softmax - q) against autograd through the direct computation, for the loss and for
+    the NLL, with the bf16 logits of autocast too."""
+    torch.manual_seed(0)
+    V, eps = 11, 0.1
+    target = torch.tensor([[4, 5, 2, PAD], [6, 2, 3, 10]])
+    real = target != PAD
+    for weights in ((1.0, 0.0), (0.3, 2.0)):
+        logits = torch.randn(2, 4, V, dtype=dtype, requires_grad=True)
+        loss, nll, _ = train.label_smoothed_nll(logits, target, eps)
+        (weights[0] * loss + weights[1] * nll).backward()
+        direct_logits = logits.detach().clone().requires_grad_()
+        q = torch.full((2, 4, V), eps / V) + (1 - eps) * F.one_hot(target, V)
+        lprobs = direct_logits.float().log_softmax(-1)
+        direct = -(q * lprobs).sum(-1)[real].sum()
+        direct_nll = F.nll_loss(lprobs[real], target[real], reduction="sum")
+        (weights[0] * direct + weights[1] * direct_nll).backward()
+        assert logits.grad.dtype == dtype and logits.grad[~real].abs().max() == 0
+        torch.testing.assert_close(logits.grad, direct_logits.grad)
+
+
 def test_the_inverse_square_root_schedule_of_fairseq():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.Adam(model.parameters())
@@ -277,6 +299,33 @@ def test_checkpoint_averaging_keeps_the_last_complete_epochs():
     assert stop([{"epoch": 1, "val_loss": 1.0}]) is None
     assert "no better val_loss for 2 epochs" in stop([{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": 1.5},
                                                       {"epoch": 3, "val_loss": 1.2}])
+
+
+def test_averaging_drops_weights_no_final_average_can_include():
+    """With keep 3, patience 4 and a last complete epoch 12: while the validation loss falls, only the epochs after
+    best + patience - keep (or from final - keep + 1 on) can still be averaged; the run's average is unchanged."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    last = train.LastEpochs(model, keep=3, patience=4, complete=lambda epoch: True, final=12)
+    full = train.LastEpochs(model, keep=3, patience=4, complete=lambda epoch: True)
+    losses = [5.0, 4.0, 3.0, 3.5, 3.6, 2.0, 2.5, 2.6, 2.7, 2.8]               # stops at epoch 10 (best 6, patience 4)
+    history, stopped = [], None
+    for epoch, val_loss in enumerate(losses, start=1):
+        model.weight.data.fill_(float(epoch))
+        history.append({"epoch": epoch, "val_loss": val_loss})
+        stopped = last(history)
+        full([dict(h) for h in history])
+        if epoch == 5:
+            assert last.epochs == [5]                # best 3: a stop at >= 7 averages epochs 5-7 at the earliest
+        if epoch == 6:
+            assert last.epochs == []                 # best 6: a stop at >= 10 averages epochs 8-10 at the earliest
+    assert stopped is not None and last.epochs == full.epochs == [8, 9, 10]
+    assert last.average()["weight"].item() == full.average()["weight"].item() == pytest.approx(9.0)
+    late = train.LastEpochs(model, keep=3, patience=4, complete=lambda epoch: True, final=5)
+    history = [{"epoch": e, "val_loss": 5.0 - e} for e in range(1, 6)]   # always improving: the last 3 epochs
+    for epoch in range(1, 6):
+        model.weight.data.fill_(float(epoch))
+        late(history[:epoch])
+    assert late.epochs == [3, 4, 5]
 
 
 # --------------------------------------------------------------------------- Table 3
