@@ -8,7 +8,9 @@
    of the same size (4 + 4 post-norm layers, d_model 128, d_ff 256, 4 heads, dropout 0.3, the same shared
    embedding, positions and output projection around it) in the same loop: the same batches of ~8,192 tokens,
    Adam, the label-smoothed loss, bf16 autocast where the device computes bf16 natively. (nn.Transformer adds a
-   LayerNorm after each stack, 512 parameters more.)
+   LayerNorm after each stack, 512 parameters more.) A third contender is our model with the label-smoothed loss
+   left to autograd (log_softmax, gather, sum and their backward passes) instead of train.py's loss with its
+   gradient written out (softmax - q): what that one function buys.
 
 The decoding race uses the trained model (results/model.pt) when there is one: a random one says little (it
 translates every sentence into max_len tokens). Each pipeline runs a warm-up slice, then --repeats slices, the
@@ -74,11 +76,28 @@ class TorchTransformer(nn.Module):
         return F.linear(y, self.embedding.weight)
 
 
-def step_pipeline(model: nn.Module, batches, device: torch.device, amp: bool) -> TrainingPipeline:
+def autograd_loss_step(epsilon_ls: float):
+    """train.py's step with the label-smoothed loss computed directly, (1 - eps) NLL + eps / V sum_v (-log p_v) per
+    real target token, and differentiated by autograd."""
+
+    def step(model, batch):
+        src, prev, target = batch
+        memory, src_mask = model.encode(src)
+        real = target != PAD
+        lprobs = model.output(model.decode(prev, memory, src_mask)[real]).float().log_softmax(-1)
+        nll = -lprobs.gather(-1, target[real].unsqueeze(-1)).squeeze(-1)
+        loss = ((1 - epsilon_ls) * nll - epsilon_ls / lprobs.size(-1) * lprobs.sum(-1)).sum()
+        n = int(real.sum())
+        return loss / n, {"n": n, "loss": loss.item(), "nll": nll.sum().item()}
+
+    return step
+
+
+def step_pipeline(model: nn.Module, batches, device: torch.device, amp: bool, step=None) -> TrainingPipeline:
     """train.py's update (forward, backward, Adam) on a stream of batches, for common.benchmark."""
     model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=ADAM_BETAS, eps=ADAM_EPS)
-    return TrainingPipeline(batches, model, optimizer, device, amp=amp, step=translation_step(0.1))
+    return TrainingPipeline(batches, model, optimizer, device, amp=amp, step=step or translation_step(0.1))
 
 
 class DecodePipeline:
@@ -156,14 +175,17 @@ def main(argv=None) -> int:
     train_pipes = {"ours (train.py's Transformer)": step_pipeline(Transformer.tiny(len(vocab)), cycle(batches),
                                                                   device, amp),
                    "torch.nn.Transformer, same size": step_pipeline(TorchTransformer(len(vocab)), cycle(batches),
-                                                                    device, amp)}
+                                                                    device, amp),
+                   "ours, the loss through autograd": step_pipeline(Transformer.tiny(len(vocab)), cycle(batches),
+                                                                    device, amp, autograd_loss_step(0.1))}
     tokens = sum(int((b[0] != PAD).sum() + (b[2] != PAD).sum()) for b in batches.batches) / len(batches.batches)
     report.say(f"\ntraining, batches of <= {args.max_tokens:,} tokens (mean {tokens:,.0f} source + target tokens), "
                f"{describe_precision(amp, args.amp, device)}")
     time_interleaved(train_pipes, args.updates, args.repeats, warmup=max(1, args.updates // 2))
     train_rate = rates(train_pipes, args.updates * tokens, "tokens", report)
-    a, b = train_rate.values()
-    report.say(f"ratio ours / torch.nn.Transformer: {a / b:.2f}x; {a / tokens:.2f} updates/s "
+    a, b, c = train_rate.values()
+    report.say(f"ratio ours / torch.nn.Transformer: {a / b:.2f}x; ours / the loss through autograd: {a / c:.2f}x; "
+               f"{a / tokens:.2f} updates/s "
                f"(8,000 updates: {8000 * tokens / a / 3600:.1f} h of training steps)")
     report.write(args.out / f"{device.type}.txt")
     return 0 if same else 1
