@@ -94,7 +94,8 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
     """The summed label-smoothed loss and NLL of (n, V) logits with the gradient written out: d loss / d logits =
     softmax(logits) - q, where q = (1 - eps) on the target + eps / V everywhere (and softmax - one-hot for the NLL).
     The same numbers as autograd through log_softmax, gather and sum (tested), without its three (n, V)
-    intermediates in the backward pass: about a third less time for this step, which dominates an update."""
+    intermediates in the backward pass: about a third less time for the loss, the largest single cost of an update
+    (EXPERIMENTS.md)."""
 
     @staticmethod
     def forward(ctx, logits, target, epsilon_ls):
@@ -131,17 +132,19 @@ def label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon_ls: f
     return loss, nll, n
 
 
-def translation_step(epsilon_ls: float):
+def translation_step(epsilon_ls: float, loss_fn=None):
     """fit's step: the loss of a batch is its label-smoothed loss summed over target tokens / their number (fairseq's
     normalisation); the sums count target tokens, so ``loss`` and ``nll`` come out per token. The pre-softmax
-    projection runs on the real target positions only (padding has no loss; the same result, less work)."""
+    projection runs on the real target positions only (padding has no loss; the same result, less work).
+    ``loss_fn`` (default :func:`label_smoothed_nll`) lets the benchmark time another way of computing the loss."""
+    loss_fn = loss_fn or label_smoothed_nll
 
     def step(model, batch):
         src, prev, target = batch
         memory, src_mask = model.encode(src)
         real = target != PAD
         logits = model.output(model.decode(prev, memory, src_mask)[real])
-        loss, nll, n = label_smoothed_nll(logits, target[real], epsilon_ls)
+        loss, nll, n = loss_fn(logits, target[real], epsilon_ls)
         return loss / n, {"n": n, "loss": loss.item(), "nll": nll.item()}
 
     return step

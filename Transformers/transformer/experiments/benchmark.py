@@ -76,21 +76,13 @@ class TorchTransformer(nn.Module):
         return F.linear(y, self.embedding.weight)
 
 
-def autograd_loss_step(epsilon_ls: float):
-    """train.py's step with the label-smoothed loss computed directly, (1 - eps) NLL + eps / V sum_v (-log p_v) per
-    real target token, and differentiated by autograd."""
-
-    def step(model, batch):
-        src, prev, target = batch
-        memory, src_mask = model.encode(src)
-        real = target != PAD
-        lprobs = model.output(model.decode(prev, memory, src_mask)[real]).float().log_softmax(-1)
-        nll = -lprobs.gather(-1, target[real].unsqueeze(-1)).squeeze(-1)
-        loss = ((1 - epsilon_ls) * nll - epsilon_ls / lprobs.size(-1) * lprobs.sum(-1)).sum()
-        n = int(real.sum())
-        return loss / n, {"n": n, "loss": loss.item(), "nll": nll.sum().item()}
-
-    return step
+def autograd_label_smoothed_nll(logits: torch.Tensor, target: torch.Tensor, epsilon_ls: float):
+    """train.py's ``label_smoothed_nll`` on real (non-padding) targets computed directly, (1 - eps) NLL
+    + eps / V sum_v (-log p_v) per token, and differentiated by autograd (train.py's loss_fn interface)."""
+    lprobs = logits.float().log_softmax(-1)
+    nll = -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    loss = ((1 - epsilon_ls) * nll - epsilon_ls / lprobs.size(-1) * lprobs.sum(-1)).sum()
+    return loss, nll.sum(), target.numel()
 
 
 def step_pipeline(model: nn.Module, batches, device: torch.device, amp: bool, step=None) -> TrainingPipeline:
@@ -177,7 +169,8 @@ def main(argv=None) -> int:
                    "torch.nn.Transformer, same size": step_pipeline(TorchTransformer(len(vocab)), cycle(batches),
                                                                     device, amp),
                    "ours, the loss through autograd": step_pipeline(Transformer.tiny(len(vocab)), cycle(batches),
-                                                                    device, amp, autograd_loss_step(0.1))}
+                                                                    device, amp,
+                                                                    translation_step(0.1, autograd_label_smoothed_nll))}
     tokens = sum(int((b[0] != PAD).sum() + (b[2] != PAD).sum()) for b in batches.batches) / len(batches.batches)
     report.say(f"\ntraining, batches of <= {args.max_tokens:,} tokens (mean {tokens:,.0f} source + target tokens), "
                f"{describe_precision(amp, args.amp, device)}")
