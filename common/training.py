@@ -380,8 +380,13 @@ class TestCurve:
 def epoch_line(record: dict) -> str:
     """One line per epoch for logs: ``epoch 3/20  train_loss 0.1234  val_error_pct 1.21  (12.3 s)``."""
     shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items()
-                      if isinstance(v, (int, float)) and k not in ("epoch", "epoch_time_s", "train_time_s"))
+                      if isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and k not in ("epoch", "epoch_time_s", "train_time_s"))
     return f"{shown}  ({record.get('epoch_time_s', 0):.1f} s)"
+
+
+def _precision(bf16: bool) -> str:
+    return "bf16 autocast" if bf16 else "fp32"
 
 
 def fit(
@@ -412,7 +417,9 @@ def fit(
     epoch is printed, with or without the tqdm bar (``progress``).
 
     ``out`` + ``resume=True`` continues from ``out/checkpoint.pt``: the resumed run ends with the
-    same weights as an uninterrupted one (CPU, fixed seed). ``select`` names a history key to
+    same weights as an uninterrupted one (CPU, fixed seed). Each epoch's record says whether it trained
+    under bf16 autocast (``bf16``); a resumed part that trains in the other precision (``--amp auto`` on
+    another kind of CPU) is announced with a warning. ``select`` names a history key to
     minimise (e.g. ``"val_loss"``): the model of the best epoch is loaded back at the end (epochs that
     did not record the key, e.g. a hook that measures every few epochs, are not candidates).
 
@@ -449,6 +456,10 @@ def fit(
             on_epoch_end.load_state_dict(ckpt["hook"])
         if main:
             print(f"{desc}: resumed from {ckpt_path} after epoch {len(history)}")
+            before = {h["bf16"] for h in history if "bf16" in h}
+            if before and before != {bool(amp)}:      # e.g. a run continued on a CPU without native bf16
+                print(f"{desc}: warning: the epochs so far trained in {' and '.join(_precision(b) for b in before)}, "
+                      f"this part trains in {_precision(amp)} (pass --amp on or off to keep one precision)")
 
     trained = wrap(model)   # DistributedDataParallel under torchrun, else the model itself
     for epoch in range(len(history), epochs):
@@ -476,7 +487,7 @@ def fit(
             if progress and i % 20 == 0:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in summarize(sums).items()})
         record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"],
-                  "train_time_s": round(time.perf_counter() - t0, 3)}
+                  "train_time_s": round(time.perf_counter() - t0, 3), "bf16": bool(amp)}
         record.update({f"train_{k}": v for k, v in summarize(all_reduce_sums(sums)).items()})
         if val_loader is not None:
             record.update({f"val_{k}": v for k, v in evaluate(model, val_loader, step, device, amp).items()})

@@ -122,6 +122,7 @@ PAPERS = {  # paper folder: the fixture giving a data root with its dataset (Non
     "AutoEncoders/stacked_denoising": "mnist_root", "AutoEncoders/deep_autoencoder": "mnist_root",
     "AutoEncoders/vae": "mnist_root", "GANs/gan": "mnist_root", "RNN/elman": None, "RNN/gru": "jsb_root",
     "RNN/lstm": None, "RNN/rnn_regularization": "ptb_root", "Transformers/cct": "cifar_root",
+    "Transformers/transformer": "multi30k_root",
 }
 
 

@@ -22,7 +22,7 @@ def _model():
     return nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.Tanh(), nn.Dropout(0.2), nn.Linear(32, 2))
 
 
-def _run(tmp_path, epochs, resume=False, seed=0):
+def _run(tmp_path, epochs, resume=False, seed=0, amp=False):
     seed_everything(seed)
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
@@ -31,7 +31,7 @@ def _run(tmp_path, epochs, resume=False, seed=0):
     loader = TensorLoader(x, y, batch_size=32, shuffle=True, seed=seed)
     history = fit(model, opt, classification_step(F.cross_entropy), loader, epochs=epochs,
                   val_loader=TensorLoader(x, y, batch_size=128), scheduler=sched, out=tmp_path, resume=resume,
-                  progress=False)
+                  progress=False, amp=amp)
     return model, history
 
 
@@ -54,6 +54,17 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         assert torch.equal(p, q), name
     strip = lambda h: [{k: v for k, v in r.items() if "time" not in k} for r in h]  # noqa: E731
     assert strip(h1) == strip(h2)
+
+
+def test_each_epoch_records_its_precision_and_a_change_on_resume_is_announced(tmp_path, capsys):
+    _, history = _run(tmp_path, epochs=2)
+    assert [h["bf16"] for h in history] == [False, False]
+    assert "bf16" not in capsys.readouterr().out                         # the epoch lines show no flag
+    _, history = _run(tmp_path, epochs=3, resume=True, amp=True)         # continued on a CPU with native bf16
+    assert [h["bf16"] for h in history] == [False, False, True]
+    assert "warning: the epochs so far trained in fp32, this part trains in bf16 autocast" in capsys.readouterr().out
+    _run(tmp_path, epochs=4, resume=True, amp=True)
+    assert "warning" in capsys.readouterr().out                          # epochs 1-2 still differ from this part
 
 
 def test_resume_without_checkpoint_fails(tmp_path):
