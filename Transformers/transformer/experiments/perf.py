@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from common import perf
+from common.training import load_weights
 from Transformers.transformer.data import Parallel, TokenBatches, load_multi30k
 from Transformers.transformer.model import Transformer
 from Transformers.transformer.train import ADAM_BETAS, ADAM_EPS, InverseSqrtSchedule, translation_step
@@ -34,11 +35,14 @@ TEST_SENTENCES = 128        # one batch of the test-set translation (translate.B
 
 
 def workload(d_model: int, train: Parallel, test: list[torch.Tensor], vocab_size: int, max_tokens: int,
-             max_len: int, device, amp: bool) -> perf.Workload:
+             max_len: int, device, amp: bool, weights: Path | None = None) -> perf.Workload:
     """transformer_tiny's proportions at width ``d_model``, trained as train.py trains it on ``train``; evaluated
-    by beam search over the sentences ``test``."""
+    by beam search over the sentences ``test``, with the trained ``weights`` where given (a random model
+    translates every sentence into max_len tokens, which says nothing about the real search)."""
     d = train_defaults([])
     model = Transformer.tiny(vocab_size, d_model=d_model, d_ff=2 * d_model, P_drop=d.dropout).to(device)
+    if weights is not None:
+        load_weights(model, weights, device, fix="run Transformers/transformer/train.py first")
     optimizer = torch.optim.Adam(model.parameters(), lr=d.lr, betas=ADAM_BETAS, eps=ADAM_EPS)
     schedule = InverseSqrtSchedule(optimizer, d.lr, d.warmup, clip_norm=d.clip_norm)
     loader = TokenBatches(train, max_tokens=max_tokens, seed=0, shuffle=True, device=device)
@@ -61,16 +65,20 @@ def measure(args) -> dict:
     test = splits["test2016"].src[: 4 if args.quick else TEST_SENTENCES]
     max_len = 8 if args.quick else MAX_LEN
     widths = (16, 32, 64) if args.quick else WIDTHS
+    shipped = PAPER_DIR / "results" / "model.pt"
+    weights = shipped if shipped.is_file() and not args.quick else None
     points = [(str(w), perf.builder(workload, d_model=w, train=splits["train"].subset(pairs), test=test,
                                             vocab_size=len(vocab), max_tokens=max_tokens, max_len=max_len,
-                                            device=s.device, amp=s.amp)) for w in widths]
+                                            device=s.device, amp=s.amp, weights=weights if w == 128 else None))
+              for w in widths]
     train_tokens = sum(len(t) for t in splits["train"].tgt)
     return perf.measure(
         paper_dir=PAPER_DIR, out=s.out, unit="target tokens", eval_unit="sentences", axis="width d_model",
         points=points, main=str(widths[0]),
         workload=f"transformer_tiny, batches of <= {d.batch_size:,} tokens, Adam, label smoothing "
                  f"{d.label_smoothing}, clip {d.clip_norm:g}",
-        eval_desc=f"beam {d.beam} over {len(test)} Test2016 sentences (one batch), the incremental decoder state",
+        eval_desc=f"beam {d.beam} over {len(test)} Test2016 sentences (one batch), the incremental decoder state, "
+                  f"{'the shipped model' if weights else 'random weights'}",
         device=s.device, precision=s.precision, quick=args.quick,
         epoch=(train_tokens, f"{train_tokens:,} target tokens of 29,000 training pairs"),
         data_bytes=sum(perf.nbytes(*split.src, *split.tgt) for split in splits.values()),
