@@ -125,12 +125,17 @@ def choose_amp(mode: str, device: torch.device, *, needs_native: bool = False) -
     return True
 
 
+def precision_name(bf16: bool) -> str:
+    """What a step trains in: "bf16 autocast" or "fp32"."""
+    return "bf16 autocast" if bf16 else "fp32"
+
+
 def describe_precision(amp: bool, mode: str = "auto", device: torch.device | None = None) -> str:
     """One line for logs and metrics: "bf16 autocast (--amp auto: AVX512 + AVX512-BF16)" or "fp32 (--amp off)"."""
     why = f"--amp {mode}"
     if mode == "auto" and device is not None:
         why += ": " + (describe_device(device) if device.type == "cuda" else cpu_isa())
-    return f"{'bf16 autocast' if amp else 'fp32'} ({why})"
+    return f"{precision_name(amp)} ({why})"
 
 
 def seed_everything(seed: int) -> None:
@@ -385,10 +390,6 @@ def epoch_line(record: dict) -> str:
     return f"{shown}  ({record.get('epoch_time_s', 0):.1f} s)"
 
 
-def _precision(bf16: bool) -> str:
-    return "bf16 autocast" if bf16 else "fp32"
-
-
 def fit(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -458,8 +459,9 @@ def fit(
             print(f"{desc}: resumed from {ckpt_path} after epoch {len(history)}")
             before = {h["bf16"] for h in history if "bf16" in h}
             if before and before != {bool(amp)}:      # e.g. a run continued on a CPU without native bf16
-                print(f"{desc}: warning: the epochs so far trained in {' and '.join(_precision(b) for b in before)}, "
-                      f"this part trains in {_precision(amp)} (pass --amp on or off to keep one precision)")
+                so_far = " and ".join(precision_name(b) for b in before)
+                print(f"{desc}: warning: the epochs so far trained in {so_far}, this part trains in "
+                      f"{precision_name(amp)} (pass --amp on or off to keep one precision)")
 
     trained = wrap(model)   # DistributedDataParallel under torchrun, else the model itself
     for epoch in range(len(history), epochs):
