@@ -1,4 +1,5 @@
-"""Training speed of the TCN on a music set: the authors' loop against ours, side by side in one run.
+"""Training speed of the TCN on a music set or on sequential MNIST: the authors' loop against ours, side by side in
+one run.
 
 Every pipeline trains the same TCN (the paper's setting for the set) with Adam on all the training pieces in
 one fixed order, one slice = one pass over them; we count the real frames predicted (padding not counted):
@@ -18,8 +19,17 @@ machine load hit all alike; we report the median frames/s and the ratio to the u
 timings on a shared machine are noisy. What it prints also goes to
 CNN/tcn/results/experiments/benchmark/<dataset>-<device>.txt.
 
+Sequential MNIST (``--dataset smnist``; the items are images, one slice = --batches batches of 64):
+
+* usual: the authors' ``mnist_pixel/pmnist_test.py`` loop: ``torchvision.datasets.MNIST`` with ToTensor and
+  Normalize, a shuffled ``DataLoader`` (num_workers 0, their default), ``data.view(-1, 1, 784)``, their TCN (the
+  blocks above from one input channel, a linear layer on the last step, log-softmax), ``F.nll_loss``, Adam; fp32.
+* ours: train.py's ``--task smnist`` path: the uint8 images in memory (``TensorLoader``), ``TaskModel``
+  (normalised and flattened inside), the cross-entropy step, Adam; fp32, and bf16 autocast where native.
+
     python CNN/tcn/experiments/benchmark.py                    # JSB Chorales
     python CNN/tcn/experiments/benchmark.py --dataset nottingham
+    python CNN/tcn/experiments/benchmark.py --dataset smnist   # about 5 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -33,12 +43,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from common.benchmark import Report, rates, time_interleaved
+from common.benchmark import Report, TrainingPipeline, endless, rates, time_interleaved
 from common.cli import positive_int
-from common.data import Sequences, TensorLoader, load_polyphonic
+from common.data import Sequences, TensorLoader, data_root, ensure_dataset, load_mnist, load_polyphonic
 from common.training import autocast, clipped_update, describe_device, native_bf16, resolve_device, seed_everything
-from CNN.tcn.model import PAPER_SETTINGS, TCN
-from CNN.tcn.train import step
+from CNN.tcn.model import MNIST_MEAN, MNIST_STD, PAPER_SETTINGS, TCN, TaskModel
+from CNN.tcn.train import OPTIMIZERS, STEPS, model_kwargs, parse_args, step, task_loader
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "experiments" / "benchmark"
 
@@ -82,6 +92,51 @@ class AuthorsTCN(nn.Module):
     def forward(self, x):                       # 1 x T x 88
         y = self.tcn(x.transpose(1, 2)).transpose(1, 2)
         return torch.sigmoid(self.linear(y).double())
+
+
+class AuthorsMnistTCN(nn.Module):
+    """``mnist_pixel/model.py``: the blocks from one input channel, a linear layer on the last step, log-softmax."""
+
+    def __init__(self, hidden, levels, k, dropout):
+        super().__init__()
+        widths = [1] + [hidden] * levels
+        self.tcn = nn.Sequential(*[AuthorsBlock(widths[i], widths[i + 1], k, 2**i, (k - 1) * 2**i, dropout)
+                                   for i in range(levels)])
+        self.linear = nn.Linear(hidden, 10)
+
+    def forward(self, x):                       # N x 1 x 784
+        return F.log_softmax(self.linear(self.tcn(x)[:, :, -1]), dim=1)
+
+
+def mnist_race(args, device, report: Report) -> dict:
+    """The authors' pixel-MNIST loop against train.py's, on the same TCN setting (--batches batches a slice)."""
+    from torchvision import datasets, transforms
+
+    d = parse_args(["--task", "smnist"])
+    root = ensure_dataset("mnist", args.data_dir)
+    # torchvision finds the verified .gz files in <root>/MNIST/raw and extracts them without a download
+    usual_set = datasets.MNIST(data_root(root), train=True, download=True, transform=transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]))
+    seed_everything(0)
+    authors = AuthorsMnistTCN(d.hidden, d.levels, d.k, d.dropout).to(device)
+    pipelines = {"usual: the authors' pmnist_test.py loop, fp32": TrainingPipeline(
+        endless(torch.utils.data.DataLoader(usual_set, batch_size=d.batch_size, shuffle=True)), authors,
+        torch.optim.Adam(authors.parameters(), lr=d.lr), device, amp=False,
+        step=lambda model, batch: (F.nll_loss(model(batch[0].to(device).view(-1, 1, 784)), batch[1].to(device)),
+                                   {}))}
+    mnist = load_mnist(root)
+    for amp in [False] + ([True] if native_bf16(device) else []):
+        seed_everything(0)
+        ours = TaskModel(**model_kwargs(d)).to(device)
+        loader = task_loader("smnist", mnist.train_x, mnist.train_y, d.batch_size, shuffle=True, device=device)
+        pipelines[f"train.py --task smnist, {'bf16 autocast' if amp else 'fp32'}"] = TrainingPipeline(
+            endless(loader), ours, OPTIMIZERS[d.optimizer](ours.parameters(), lr=d.lr), device, amp=amp,
+            step=STEPS["smnist"])
+    report.say(f"TCN training speed on sequential MNIST (k={d.k}, {d.levels} levels of {d.hidden}, batches of "
+               f"{d.batch_size}), {describe_device(device)}, torch {torch.__version__}; median of {args.repeats} "
+               f"interleaved slices of {args.batches} batches")
+    time_interleaved(pipelines, args.batches, args.repeats, warmup=2)
+    return rates(pipelines, args.batches * d.batch_size, "images", report, width=52)
 
 
 class Usual:
@@ -137,20 +192,25 @@ class Ours:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=sorted(PAPER_SETTINGS), default="jsb", help="music set")
+    p.add_argument("--dataset", choices=sorted(PAPER_SETTINGS) + ["smnist"], default="jsb",
+                   help="music set, or smnist (sequential MNIST)")
     p.add_argument("--data-dir", default=None, help="writable data root (as in train.py)")
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--repeats", type=positive_int, default=5, help="timed passes per pipeline (interleaved)")
     p.add_argument("--pieces", type=positive_int, default=None, help="pieces per pass (default: all)")
+    p.add_argument("--batches", type=positive_int, default=20, help="smnist: batches per timed slice")
     p.add_argument("--out", type=Path, default=OUT, help="folder for <dataset>-<device>.txt (what is printed)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    report = Report()
+    if args.dataset == "smnist":
+        rate = mnist_race(args, device, report)
+        return finish(rate, report, args.out / f"smnist-{device.type}.txt")
     setting = PAPER_SETTINGS[args.dataset]
     train = load_polyphonic(args.dataset, args.data_dir)["train"]
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[: args.pieces]
     pieces = Sequences(train.data[order], train.lengths[order])
     frames = int((pieces.lengths - 1).sum())
-    report = Report()
     pipelines = {
         "usual: the authors' music_test.py loop, fp32": Usual([pieces[i] for i in range(len(pieces))], setting,
                                                               device),
@@ -164,11 +224,16 @@ def main(argv=None) -> int:
                f"{setting['hidden']}), {len(pieces)} pieces = {frames:,} frames per pass, {describe_device(device)}, "
                f"torch {torch.__version__}; median of {args.repeats} interleaved passes")
     time_interleaved(pipelines, len(pieces), args.repeats, warmup=len(pieces))
-    rate = rates(pipelines, frames, "frames", report, width=52)
+    return finish(rates(pipelines, frames, "frames", report, width=52), report,
+                  args.out / f"{args.dataset}-{device.type}.txt")
+
+
+def finish(rate: dict[str, float], report: Report, path: Path) -> int:
+    """Each pipeline's speed against the first (the usual loop), and the report written to ``path``."""
     usual = next(iter(rate))
     for name in list(rate)[1:]:
         report.say(f"ratio {name.split(', ', 1)[1]:<32} / usual: {rate[name] / rate[usual]:.2f}x")
-    report.write(args.out / f"{args.dataset}-{device.type}.txt")
+    report.write(path)
     return 0
 
 
