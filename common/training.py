@@ -145,7 +145,10 @@ def seed_everything(seed: int) -> None:
 
 
 def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on devices that support it; a no-op context otherwise."""
+    """bf16 autocast on devices that support it; a no-op context otherwise. ``enabled`` is a bool: an unresolved
+    ``--amp`` mode ("auto", "off") is refused, since any such string would switch bf16 on (:func:`choose_amp`)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"autocast takes enabled=True/False, got {enabled!r}: resolve an --amp mode with choose_amp")
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
