@@ -56,6 +56,20 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     assert strip(h1) == strip(h2)
 
 
+def test_autocast_refuses_an_unresolved_amp_mode():
+    """--amp's "auto" or "off" is a truthy string: passed on unresolved it would turn bf16 on everywhere."""
+    from common.training import autocast, choose_amp
+
+    cpu = torch.device("cpu")
+    for mode in ("auto", "off", "on", None, 1):
+        with pytest.raises(TypeError, match="choose_amp"):
+            autocast(cpu, mode)
+    with autocast(cpu, choose_amp("off", cpu)):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(cpu, True):
+        assert torch.is_autocast_enabled("cpu")
+
+
 def test_each_epoch_records_its_precision_and_a_change_on_resume_is_announced(tmp_path, capsys):
     _, history = _run(tmp_path, epochs=2)
     assert [h["bf16"] for h in history] == [False, False]
