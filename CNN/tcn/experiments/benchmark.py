@@ -79,14 +79,19 @@ class AuthorsBlock(nn.Module):
         return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
+def authors_blocks(n_in: int, hidden: int, levels: int, k: int, dropout: float) -> nn.Sequential:
+    """``TCN/tcn.py``'s TemporalConvNet: ``levels`` blocks of ``hidden`` channels at dilations 1, 2, 4, ..."""
+    widths = [n_in] + [hidden] * levels
+    return nn.Sequential(*[AuthorsBlock(widths[i], widths[i + 1], k, 2**i, (k - 1) * 2**i, dropout)
+                           for i in range(levels)])
+
+
 class AuthorsTCN(nn.Module):
     """``poly_music/model.py``: the blocks, a linear layer, ``.double()`` and a sigmoid."""
 
     def __init__(self, hidden, levels, k, dropout):
         super().__init__()
-        widths = [88] + [hidden] * levels
-        self.tcn = nn.Sequential(*[AuthorsBlock(widths[i], widths[i + 1], k, 2**i, (k - 1) * 2**i, dropout)
-                                   for i in range(levels)])
+        self.tcn = authors_blocks(88, hidden, levels, k, dropout)
         self.linear = nn.Linear(hidden, 88)
 
     def forward(self, x):                       # 1 x T x 88
@@ -99,9 +104,7 @@ class AuthorsMnistTCN(nn.Module):
 
     def __init__(self, hidden, levels, k, dropout):
         super().__init__()
-        widths = [1] + [hidden] * levels
-        self.tcn = nn.Sequential(*[AuthorsBlock(widths[i], widths[i + 1], k, 2**i, (k - 1) * 2**i, dropout)
-                                   for i in range(levels)])
+        self.tcn = authors_blocks(1, hidden, levels, k, dropout)
         self.linear = nn.Linear(hidden, 10)
 
     def forward(self, x):                       # N x 1 x 784
