@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.fileio import UserError
-from common.training import (CheckpointError, NonFiniteLossError, classification_step, evaluate, fit,
-                             load_checkpoint, resolve_device, resume_checkpoint, seed_everything, summarize)
+from common.training import (CheckpointError, NonFiniteLossError, autocast, choose_amp, classification_step, evaluate,
+                             fit, load_checkpoint, resolve_device, resume_checkpoint, seed_everything, summarize)
 from common.data import TensorLoader
 
 
@@ -58,8 +58,6 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 
 def test_autocast_refuses_an_unresolved_amp_mode():
     """--amp's "auto" or "off" is a truthy string: passed on unresolved it would turn bf16 on everywhere."""
-    from common.training import autocast, choose_amp
-
     cpu = torch.device("cpu")
     for mode in ("auto", "off", "on", None, 1):
         with pytest.raises(TypeError, match="choose_amp"):

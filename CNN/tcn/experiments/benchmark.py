@@ -45,8 +45,9 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from common.benchmark import Report, TrainingPipeline, endless, rates, time_interleaved
 from common.cli import positive_int
-from common.data import Sequences, TensorLoader, data_root, ensure_dataset, load_mnist, load_polyphonic
-from common.training import autocast, clipped_update, describe_device, native_bf16, resolve_device, seed_everything
+from common.data import Sequences, TensorLoader, data_root, load_mnist, load_polyphonic
+from common.training import (autocast, clipped_update, describe_device, native_bf16, precision_name, resolve_device,
+                             seed_everything)
 from CNN.tcn.model import MNIST_MEAN, MNIST_STD, PAPER_SETTINGS, TCN, TaskModel
 from CNN.tcn.train import OPTIMIZERS, STEPS, model_kwargs, parse_args, step, task_loader
 
@@ -116,9 +117,9 @@ def mnist_race(args, device, report: Report) -> dict:
     from torchvision import datasets, transforms
 
     d = parse_args(["--task", "smnist"])
-    root = ensure_dataset("mnist", args.data_dir)
-    # torchvision finds the verified .gz files in <root>/MNIST/raw and extracts them without a download
-    usual_set = datasets.MNIST(data_root(root), train=True, download=True, transform=transforms.Compose(
+    mnist = load_mnist(args.data_dir)       # verifies the files in the data root (copied from the mirror if needed)
+    # torchvision finds those .gz files in <root>/MNIST/raw and extracts them without a download
+    usual_set = datasets.MNIST(data_root(args.data_dir), train=True, download=True, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((MNIST_MEAN,), (MNIST_STD,))]))
     seed_everything(0)
     authors = AuthorsMnistTCN(d.hidden, d.levels, d.k, d.dropout).to(device)
@@ -127,12 +128,11 @@ def mnist_race(args, device, report: Report) -> dict:
         torch.optim.Adam(authors.parameters(), lr=d.lr), device, amp=False,
         step=lambda model, batch: (F.nll_loss(model(batch[0].to(device).view(-1, 1, 784)), batch[1].to(device)),
                                    {}))}
-    mnist = load_mnist(root)
     for amp in [False] + ([True] if native_bf16(device) else []):
         seed_everything(0)
         ours = TaskModel(**model_kwargs(d)).to(device)
         loader = task_loader("smnist", mnist.train_x, mnist.train_y, d.batch_size, shuffle=True, device=device)
-        pipelines[f"train.py --task smnist, {'bf16 autocast' if amp else 'fp32'}"] = TrainingPipeline(
+        pipelines[f"train.py --task smnist, {precision_name(amp)}"] = TrainingPipeline(
             endless(loader), ours, OPTIMIZERS[d.optimizer](ours.parameters(), lr=d.lr), device, amp=amp,
             step=STEPS["smnist"])
     report.say(f"TCN training speed on sequential MNIST (k={d.k}, {d.levels} levels of {d.hidden}, batches of "

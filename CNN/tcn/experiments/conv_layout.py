@@ -11,7 +11,7 @@ on the same tensors:
 
 The median of --repeats timed passes after two untimed ones; milliseconds per forward + backward, and the ratio
 to conv1d. Not a test: timings on a shared machine are noisy. What it prints also goes to
-CNN/tcn/results/experiments/conv_layout/<device>.txt.
+CNN/tcn/results/experiments/conv_layout/cpu.txt.
 
     python CNN/tcn/experiments/conv_layout.py      # about a minute on 2 cores
 """
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", nargs="+", choices=["smnist", "adding", "copy"], default=["smnist", "adding", "copy"])
     p.add_argument("--repeats", type=positive_int, default=7, help="timed passes per layout and layer")
-    p.add_argument("--out", type=Path, default=OUT, help="folder of <device>.txt")
+    p.add_argument("--out", type=Path, default=OUT, help="folder of cpu.txt")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     report = Report()
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
             report.say(f"{TASK_NAMES[task]:<20} N={a.batch_size} C={a.hidden} T={T} k={a.k} d={d:<4} {cells}")
     report.say("median speed-up over conv1d: " + ", ".join(f"{name} {statistics.median(r):.2f}x"
                                                          for name, r in ratios.items() if name != "conv1d"))
-    report.write(args.out / f"{torch.device('cpu').type}.txt")
+    report.write(args.out / "cpu.txt")
     return 0
 
 

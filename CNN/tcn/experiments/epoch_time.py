@@ -29,8 +29,8 @@ import torch
 
 from common.benchmark import Report
 from common.cli import positive_int
-from common.training import (autocast, clipped_update, describe_device, native_bf16, resolve_device,
-                             seed_everything, sgd_update)
+from common.training import (autocast, clipped_update, describe_device, native_bf16, precision_name,
+                             resolve_device, seed_everything, sgd_update)
 from CNN.tcn import tasks
 from CNN.tcn.model import TaskModel
 from CNN.tcn.train import N_VAL_MNIST, OPTIMIZERS, STEPS, TASK_NAMES, model_kwargs, parse_args
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
             per_step = statistics.median(times[amp])
             epoch = updates * per_step + VALID_SIZE[task] * eval_s[amp]
             run = targs.epochs * epoch + TEST_SIZE[task] * eval_s[False]
-            name = "bf16 autocast" if amp else "fp32"
+            name = precision_name(amp)
             spread = ", ".join(f"{t:.3f}" for t in times[amp])
             report.say(f"{name:<14} {per_step:.3f} s/update (slices: {spread}); {updates:,} updates + "
                        f"{VALID_SIZE[task]:,} validation sequences ({eval_s[amp] * 1e3:.2f} ms each) = "
