@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from common.cli import positive_int
-from common.data import TensorLoader, data_root, ensure_dataset, load_mnist
+from common.data import TensorLoader, data_root, load_mnist
 from common.fileio import atomic_target
 from common.training import describe_device, seed_everything
 from CNN.lenet5.model import MODELS
@@ -87,10 +87,9 @@ def main(argv=None) -> int:
     bs = defaults.batch_size
     from torchvision import datasets, transforms
 
-    root = ensure_dataset("mnist", args.data_dir)
-    data = load_mnist(root)
+    data = load_mnist(args.data_dir)       # verifies the files in the data root (copied from the mirror if needed)
     # torchvision finds the verified .gz files in <root>/MNIST/raw and extracts them without a download
-    dataset = datasets.MNIST(data_root(root), train=True, transform=transforms.ToTensor(), download=True)
+    dataset = datasets.MNIST(data_root(args.data_dir), train=True, transform=transforms.ToTensor(), download=True)
     pipelines = {"ours (TensorLoader)": TensorLoader(data.train_x, data.train_y, batch_size=bs, shuffle=True)}
     for w in args.workers:
         pipelines[f"DataLoader (num_workers={w})"] = torch.utils.data.DataLoader(
